@@ -1,0 +1,1 @@
+"""The trustctl command line."""

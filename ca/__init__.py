@@ -1,0 +1,1 @@
+"""Certificate authority: SM2/ECDSA/RSA certificates, CRLs, OCSP (not yet built)."""

@@ -1,0 +1,1 @@
+"""Key management: key records, versions, envelope encryption (not yet built)."""

@@ -1,0 +1,1 @@
+"""Electronic seals (GB/T 38540) and sealed documents (not yet built)."""

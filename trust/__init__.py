@@ -1,0 +1,1 @@
+"""Shared kernel: algorithms, ASN.1, errors, settings, storage, audit, coordination."""

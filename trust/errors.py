@@ -1,0 +1,229 @@
+"""The one error hierarchy of the service.
+
+Every error carries a stable machine ``code`` (snake_case, never renamed once
+released) and an HTTP ``status`` that ``api/errors.py`` uses when it turns the
+error into RFC 9457 problem+json. Messages must never contain secrets or key
+material: they are shown to clients and written to logs.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class TrustError(Exception):
+    """Base of every error the service raises on purpose."""
+
+    code: ClassVar[str] = "internal_error"
+    status: ClassVar[int] = 500
+    title: ClassVar[str] = "Internal error"
+
+    def __init__(self, detail: str | None = None, **extra: Any) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        # Extra, non-secret fields that go into the problem document.
+        self.extra = extra
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(code={self.code!r}, detail={self.detail!r})"
+
+
+# --- input -----------------------------------------------------------------
+
+
+class BadRequest(TrustError):
+    code = "bad_request"
+    status = 400
+    title = "Bad request"
+
+
+class MalformedASN1(BadRequest):
+    """DER/BER that does not parse, or parses to the wrong structure."""
+
+    code = "bad_request_asn1"
+    title = "Malformed ASN.1"
+
+
+class MalformedEncoding(BadRequest):
+    """PEM, base64, hex or another text encoding that does not decode."""
+
+    code = "bad_request_encoding"
+    title = "Malformed encoding"
+
+
+class InvalidLength(BadRequest):
+    code = "bad_request_length"
+    title = "Wrong length"
+
+
+class UnsupportedAlgorithm(BadRequest):
+    code = "unsupported_algorithm"
+    title = "Unsupported algorithm"
+
+
+class UnknownOID(BadRequest):
+    code = "unknown_oid"
+    title = "Unknown object identifier"
+
+
+class InvalidKey(BadRequest):
+    """Key material that is malformed or mathematically invalid (e.g. a point off the curve)."""
+
+    code = "invalid_key"
+    title = "Invalid key"
+
+
+class InvalidSignatureEncoding(BadRequest):
+    """A signature that is not well formed (bad DER, r or s out of range)."""
+
+    code = "invalid_signature_encoding"
+    title = "Malformed signature"
+
+
+class ValidationFailed(BadRequest):
+    code = "validation_failed"
+    title = "Request validation failed"
+    status = 422
+
+
+class PayloadTooLarge(TrustError):
+    code = "payload_too_large"
+    status = 413
+    title = "Request body too large"
+
+
+class UnsupportedMediaType(TrustError):
+    code = "unsupported_media_type"
+    status = 415
+    title = "Unsupported media type"
+
+
+# --- cryptographic outcomes ------------------------------------------------
+
+
+class CryptoError(TrustError):
+    code = "crypto_error"
+    status = 400
+    title = "Cryptographic operation failed"
+
+
+class InvalidSignature(CryptoError):
+    """A well-formed signature that does not verify."""
+
+    code = "invalid_signature"
+    title = "Signature does not verify"
+
+
+class DecryptionFailed(CryptoError):
+    code = "decryption_failed"
+    title = "Decryption failed"
+
+
+class BackendError(TrustError):
+    """The crypto backend (libcrypto, HSM) failed for a reason that is not the input's fault."""
+
+    code = "crypto_backend_error"
+    status = 500
+    title = "Cryptographic backend failure"
+
+
+class BackendUnavailable(BackendError):
+    code = "crypto_backend_unavailable"
+    status = 503
+    title = "Cryptographic backend unavailable"
+
+
+# --- authentication and authorisation --------------------------------------
+
+
+class Unauthenticated(TrustError):
+    code = "unauthenticated"
+    status = 401
+    title = "Authentication required"
+
+
+class TokenExpired(Unauthenticated):
+    code = "token_expired"
+    title = "Token expired"
+
+
+class TokenRevoked(Unauthenticated):
+    code = "token_revoked"
+    title = "Token revoked"
+
+
+class Forbidden(TrustError):
+    code = "forbidden"
+    status = 403
+    title = "Not allowed"
+
+
+# --- resources and state ---------------------------------------------------
+
+
+class NotFound(TrustError):
+    code = "not_found"
+    status = 404
+    title = "Not found"
+
+
+class Conflict(TrustError):
+    code = "conflict"
+    status = 409
+    title = "Conflict"
+
+
+class InvalidStateTransition(Conflict):
+    code = "invalid_state_transition"
+    title = "State transition not allowed"
+
+
+class IdempotencyConflict(Conflict):
+    """The same Idempotency-Key was reused with a different request, or is still in progress."""
+
+    code = "idempotency_conflict"
+    title = "Idempotency key conflict"
+
+
+class RateLimited(TrustError):
+    code = "rate_limited"
+    status = 429
+    title = "Too many requests"
+
+
+# --- infrastructure --------------------------------------------------------
+
+
+class ServiceUnavailable(TrustError):
+    code = "service_unavailable"
+    status = 503
+    title = "Service unavailable"
+
+
+class CoordinationUnavailable(ServiceUnavailable):
+    """Redis (or another coordination backend) cannot be reached; fail closed."""
+
+    code = "coordination_unavailable"
+    title = "Coordination backend unavailable"
+
+
+class StorageUnavailable(ServiceUnavailable):
+    code = "storage_unavailable"
+    title = "Database unavailable"
+
+
+class MigrationRequired(ServiceUnavailable):
+    code = "migration_required"
+    title = "Database schema is not up to date"
+
+
+class ConfigurationError(TrustError):
+    code = "configuration_error"
+    status = 500
+    title = "Configuration error"
+
+
+class AuditChainBroken(TrustError):
+    code = "audit_chain_broken"
+    status = 500
+    title = "Audit log integrity check failed"

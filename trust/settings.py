@@ -1,0 +1,112 @@
+"""The one settings object.
+
+Read from ``TRUST_*`` environment variables and, when ``TRUST_CONFIG`` names a
+TOML file, from that file (environment wins). Nothing else in the service
+reads the environment: components receive the settings (or the part they
+need) from whoever builds them.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from trust.errors import ConfigurationError
+
+
+class _TomlFileSource(PydanticBaseSettingsSource):
+    """Values from the TOML file named by TRUST_CONFIG (flat keys, same names as the fields)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: str | None) -> None:
+        super().__init__(settings_cls)
+        self._data: dict[str, Any] = {}
+        if path:
+            try:
+                with open(path, "rb") as fh:
+                    data = tomllib.load(fh)
+            except (OSError, tomllib.TOMLDecodeError) as exc:
+                raise ConfigurationError(f"cannot read TRUST_CONFIG file {path}: {exc}") from exc
+            # Accept either flat keys or a [trust] table.
+            self._data = dict(data.get("trust", data))
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return {k: v for k, v in self._data.items() if k in self.settings_cls.model_fields}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TRUST_", extra="ignore", frozen=True)
+
+    # Where the embedded store, the local master key and the first admin token live.
+    var_dir: Path = Path("var")
+
+    # --- HTTP ---
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(8080, ge=1, le=65535)
+    max_body_bytes: int = Field(1 << 20, ge=1024, description="request body limit (bytes)")
+    public_verify: bool = Field(True, description="verification endpoints need no token")
+    base_url: str = "http://127.0.0.1:8080"
+
+    # --- storage and coordination ---
+    database_url: str | None = None  # default: sqlite under var_dir
+    redis_url: str | None = None  # None: in-process coordination
+    redis_prefix: str = "trust:"
+
+    # --- crypto ---
+    sm2_backend: Literal["auto", "openssl", "pure"] = "auto"
+    libcrypto_path: str | None = None  # None: the system libcrypto.so.3
+
+    # --- keys ---
+    master_key: SecretStr | None = None  # hex SM4 key; overrides the key file
+    master_key_file: Path | None = None  # default: var_dir / "master.key"
+
+    # --- audit ---
+    audit_checkpoint_every: int = Field(1000, ge=1, description="records between signed checkpoints")
+
+    # --- logging ---
+    log_level: str = "INFO"
+    access_log: bool = True
+
+    @field_validator("database_url")
+    @classmethod
+    def _no_empty_url(cls, v: str | None) -> str | None:
+        return v or None
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.var_dir / 'trust.db'}"
+
+    @property
+    def effective_master_key_file(self) -> Path:
+        return self.master_key_file or self.var_dir / "master.key"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # TRUST_CONFIG is the one environment read outside the fields themselves.
+        toml = _TomlFileSource(settings_cls, os.environ.get("TRUST_CONFIG"))
+        return (init_settings, env_settings, toml)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once. Tests build their own ``Settings(...)``."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""SM2 (GM/T 0003): curve, Z value, encodings and the interchangeable backends."""
