@@ -73,7 +73,7 @@ class Settings(BaseSettings):
     master_key_file: Path | None = None  # default: var_dir / "master.key"
 
     # --- audit ---
-    audit_checkpoint_every: int = Field(1000, ge=1, description="records between signed checkpoints")
+    audit_checkpoint_every: int = Field(1000, ge=1, description="records per signed checkpoint")
 
     # --- logging ---
     log_level: str = "INFO"
