@@ -185,6 +185,13 @@ class IdempotencyConflict(Conflict):
     title = "Idempotency key conflict"
 
 
+class ResourceBusy(Conflict):
+    """A distributed lock could not be acquired within its wait timeout."""
+
+    code = "resource_busy"
+    title = "Resource is busy"
+
+
 class RateLimited(TrustError):
     code = "rate_limited"
     status = 429
