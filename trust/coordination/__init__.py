@@ -22,11 +22,12 @@ Capabilities:
 
 Failure: when the backend cannot be reached every operation raises
 :class:`trust.errors.CoordinationUnavailable` (the API answers 503: fail closed),
-never a driver exception. Every record a request writes has a TTL, so a worker
-that dies between two steps (an idempotency claim, a lock) blocks others only
-until that TTL runs out. The one exception to "raises" is the release at the end
-of a ``with lock(...)`` block: the guarded work has already happened, so a failed
-release is logged and left to the lock's TTL.
+never a driver exception. Every claim, lock, nonce and rate-limit record has a
+TTL (counters are the exception), so a worker that dies between two steps (an
+idempotency claim, a lock) blocks others only until that TTL runs out. The one
+exception to "raises" is the release at the end of a ``with lock(...)`` block:
+the guarded work has already happened, so a failed release is logged and left
+to the lock's TTL.
 
 Durations are seconds (float). TTLs of the in-process implementation follow the
 injected :class:`~trust.clock.Clock`; the Redis implementation uses the Redis
