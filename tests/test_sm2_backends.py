@@ -30,7 +30,7 @@ from trust.sm2.curve import (
 from trust.sm2.encoding import encode_cipher, encode_signature, parse_cipher, raw_to_der
 from trust.sm2.select import get_backend
 
-BACKENDS = ["pure"]
+BACKENDS = ["openssl", "pure"]
 VECTORS = {
     v["name"]: v
     for v in json.loads((Path(__file__).parent / "vectors" / "sm2_sign.json").read_text())[

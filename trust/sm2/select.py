@@ -6,18 +6,23 @@ import threading
 
 from trust.errors import BackendUnavailable
 from trust.sm2.backend import SM2Backend
+from trust.sm2.openssl import OpenSSLBackend
 from trust.sm2.pure import PureBackend
 
 _cache: dict[tuple[str, str | None], SM2Backend] = {}
-_lock = threading.Lock()
+_lock = threading.RLock()  # re-entrant: "auto" resolves through get_backend
 
 
 def _create(name: str, libcrypto_path: str | None) -> SM2Backend:
     if name == "pure":
         return PureBackend()
+    if name == "openssl":
+        return OpenSSLBackend(libcrypto_path)
     if name == "auto":
-        # The OpenSSL engine is being added; until then auto means pure.
-        return PureBackend()
+        try:
+            return get_backend("openssl", libcrypto_path)
+        except BackendUnavailable:
+            return get_backend("pure")
     raise BackendUnavailable(f"unknown SM2 backend {name!r}")
 
 
@@ -38,7 +43,7 @@ def get_backend(name: str = "auto", libcrypto_path: str | None = None) -> SM2Bac
 def available_backends(libcrypto_path: str | None = None) -> list[str]:
     """Names of the engines that load on this machine, preferred first."""
     names = []
-    for name in ("pure",):
+    for name in ("openssl", "pure"):
         try:
             get_backend(name, libcrypto_path)
         except BackendUnavailable:
