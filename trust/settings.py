@@ -71,6 +71,11 @@ class Settings(BaseSettings):
     # --- keys ---
     master_key: SecretStr | None = None  # hex SM4 key; overrides the key file
     master_key_file: Path | None = None  # default: var_dir / "master.key"
+    kek_provider: Literal["local", "pkcs11"] = "local"  # where the master key (KEK) lives
+    pkcs11_module: Path | None = None  # e.g. /usr/lib/softhsm/libsofthsm2.so
+    pkcs11_token_label: str | None = None
+    pkcs11_pin: SecretStr | None = None  # user PIN
+    pkcs11_kek_label: str = "trust-kek"  # created in the token on first use if absent
 
     # --- audit ---
     audit_checkpoint_every: int = Field(1000, ge=1, description="records per signed checkpoint")
