@@ -167,6 +167,11 @@ class NotFound(TrustError):
     title = "Not found"
 
 
+class KeyNotFound(NotFound):
+    code = "key_not_found"
+    title = "Key not found"
+
+
 class Conflict(TrustError):
     code = "conflict"
     status = 409
