@@ -76,13 +76,33 @@ def test_every_flipped_bit_is_detected() -> None:
         lambda b: b"\x02" + b[1:],
         lambda b: b[:1] + b"\x00" + b[2:],
         lambda b: b[:1] + b"\xff" + b[2:],
+        lambda b: b[:2] + b"\n" + b[3:],
+        lambda b: b[:2] + b"\xe4" + b[3:],
     ],
-    ids=["truncated", "extended", "short", "empty", "version", "no-kek-id", "kek-id-len"],
+    ids=[
+        "truncated",
+        "extended",
+        "short",
+        "empty",
+        "version",
+        "no-kek-id",
+        "kek-id-len",
+        "control-char",
+        "non-ascii",
+    ],
 )
 def test_malformed_blobs(mutate) -> None:  # type: ignore[no-untyped-def]
     blob = KEK.wrap(b"k" * 32, b"aad")
     with pytest.raises(DecryptionFailed):
         KEK.unwrap(mutate(blob), b"aad")
+
+
+@pytest.mark.parametrize("bad_id", [b"sm4:\nforged-log-line", b"sm4:\xe4", b"sm4 x"])
+def test_kek_id_with_unsafe_characters_is_rejected_before_use(bad_id: bytes) -> None:
+    # The id read from a blob reaches error details and logs.
+    blob = bytes([1, len(bad_id)]) + bad_id + bytes(12 + 16 + 1)
+    with pytest.raises(DecryptionFailed, match="malformed header"):
+        kek_id_of(blob)
 
 
 def test_wrong_aad() -> None:

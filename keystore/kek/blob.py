@@ -10,6 +10,7 @@ the concatenation with the caller's aad is unambiguous.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from trust.errors import DecryptionFailed, InvalidLength
@@ -18,6 +19,8 @@ VERSION = 1
 NONCE_SIZE = 12
 TAG_SIZE = 16
 MAX_KEK_ID = 64
+# The kek id read from a blob ends up in error details and logs: no control characters.
+_KEK_ID = re.compile(rf"[A-Za-z0-9:._-]{{1,{MAX_KEK_ID}}}")
 # Data keys, SM2/ECDSA scalars, RSA private keys in DER: all well under this. The
 # bound keeps the KEK (and an HSM) from being used to encrypt bulk data.
 MAX_DATA_KEY = 8192
@@ -37,10 +40,9 @@ def check_data_key(data_key: bytes) -> None:
 
 
 def header(kek_id: str) -> bytes:
-    raw = kek_id.encode("ascii")
-    if not 1 <= len(raw) <= MAX_KEK_ID:
-        raise ValueError(f"kek id must be 1..{MAX_KEK_ID} ASCII characters")
-    return bytes([VERSION, len(raw)]) + raw
+    if not _KEK_ID.fullmatch(kek_id):
+        raise ValueError(f"kek id must be 1..{MAX_KEK_ID} of [A-Za-z0-9:._-]")
+    return bytes([VERSION, len(kek_id)]) + kek_id.encode("ascii")
 
 
 def parse(wrapped: bytes) -> ParsedBlob:
@@ -52,10 +54,9 @@ def parse(wrapped: bytes) -> ParsedBlob:
     end = 2 + wrapped[1]
     if wrapped[1] == 0 or len(wrapped) < end + NONCE_SIZE + TAG_SIZE + 1:
         raise DecryptionFailed("wrapped key is truncated")
-    try:
-        kek_id = wrapped[2:end].decode("ascii")
-    except UnicodeDecodeError:
-        raise DecryptionFailed("wrapped key has a malformed header") from None
+    kek_id = wrapped[2:end].decode("ascii", errors="replace")
+    if not _KEK_ID.fullmatch(kek_id):
+        raise DecryptionFailed("wrapped key has a malformed header")
     return ParsedBlob(
         kek_id=kek_id,
         header=wrapped[:end],
