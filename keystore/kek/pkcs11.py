@@ -160,7 +160,8 @@ class _Token:
             return token.open(rw=True, user_pin=self._pin.get_secret_value())
         except p11.UserAlreadyLoggedIn:
             # Login is per application, not per session: another session of this
-            # process already logged in, so this one is authenticated too.
+            # process already logged in, so this one is authenticated too. (The
+            # handle of the failed attempt stays open: python-pkcs11 never returns it.)
             return token.open(rw=True)
         except _BAD_PIN as exc:
             raise ConfigurationError(
