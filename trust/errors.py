@@ -239,3 +239,14 @@ class AuditChainBroken(TrustError):
     code = "audit_chain_broken"
     status = 500
     title = "Audit log integrity check failed"
+
+
+class AuditRecordRefused(TrustError):
+    """An audit record the service must not write (details that could hold a secret, bad fields).
+
+    Raised on the service's own misuse, never on client input, hence a 500.
+    """
+
+    code = "audit_record_refused"
+    status = 500
+    title = "Audit record refused"

@@ -23,7 +23,7 @@ def upgrade() -> None:
     op.create_table(
         "audit_record",
         sa.Column("seq", _SEQ, nullable=False, autoincrement=False),
-        sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("recorded_at", sa.String(32), nullable=False),
         sa.Column("actor", sa.String(255), nullable=False),
         sa.Column("action", sa.String(100), nullable=False),
         sa.Column("target", sa.String(500), nullable=True),
@@ -48,7 +48,7 @@ def upgrade() -> None:
         "audit_checkpoint",
         sa.Column("seq", _SEQ, nullable=False, autoincrement=False),
         sa.Column("hash", sa.LargeBinary(32), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("created_at", sa.String(32), nullable=False),
         sa.Column("key_id", sa.String(200), nullable=False),
         sa.Column("algorithm", sa.String(64), nullable=False),
         sa.Column("signature", sa.LargeBinary(), nullable=False),
