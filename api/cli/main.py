@@ -6,9 +6,11 @@ from typing import Annotated
 
 import typer
 
+from api.cli import audit
 from trust.settings import get_settings
 
 app = typer.Typer(help="Administer the trust service.", no_args_is_help=True)
+app.add_typer(audit.app, name="audit")
 
 
 @app.command()
