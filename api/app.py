@@ -2,25 +2,82 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+
+from api import errors, idempotency
+from api.deps import build_services
+from api.idempotency import IdempotencyMiddleware
+from api.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from api.openapi import install_openapi
+from api.routers import operations, tokens
+from trust import migrations
+from trust.auth import AuditSink, AuthService
+from trust.clock import Clock
+from trust.coordination import Coordination
+from trust.db import Database
+from trust.errors import TrustError
 from trust.settings import Settings, get_settings
 
+log = logging.getLogger("trust.api")
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    database: Database | None = None,
+    clock: Clock | None = None,
+    coordination: Coordination | None = None,
+    audit: AuditSink | None = None,
+    auth: AuthService | None = None,
+) -> FastAPI:
+    """The application; any service passed in is used as is (and not closed on shutdown)."""
     settings = settings or get_settings()
+    services = build_services(
+        settings,
+        database=database,
+        clock=clock,
+        coordination=coordination,
+        audit=audit,
+        auth=auth,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        try:
+            await run_in_threadpool(migrations.check_current, services.database)
+        except TrustError as exc:
+            log.error("refusing to start: %s", exc.detail)
+            raise
+        yield
+        services.close()
+
     app = FastAPI(
         title="Trust service",
         version="0.1.0",
         description=(
             "Identity certificates, electronic seals and trusted timestamps with the "
-            "SM2/SM3/SM4 national algorithms."
+            "SM2/SM3/SM4 national algorithms. Errors are RFC 9457 problem documents "
+            "(application/problem+json) with a stable `code`."
         ),
+        lifespan=lifespan,
+        middleware=[
+            # Outermost first: every response, even a 413 or a 500, gets a request id.
+            Middleware(RequestContextMiddleware, log_requests=settings.access_log),
+            Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes),
+            Middleware(IdempotencyMiddleware),
+        ],
     )
     app.state.settings = settings
-
-    @app.get("/healthz", tags=["operations"], summary="Process is up")
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
+    app.state.services = services
+    errors.install(app)
+    idempotency.install(app)
+    app.include_router(operations.router)
+    app.include_router(tokens.router)
+    install_openapi(app, settings)
     return app

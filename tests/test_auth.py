@@ -33,7 +33,7 @@ class RecordingAudit:
     def __init__(self) -> None:
         self.records: list[tuple] = []
 
-    def append(self, actor, action, target, outcome, request_id, details):  # type: ignore[no-untyped-def]
+    def append(self, actor, action, *, target, request_id, details, outcome="success"):  # type: ignore[no-untyped-def]
         self.records.append((actor, action, target, outcome, request_id, dict(details)))
 
 
@@ -135,3 +135,19 @@ def test_first_admin_once(service: AuthService, tmp_path, clock: FakeClock) -> N
     service.revoke(service.authenticate(token).token_id, actor="cli")
     assert service.ensure_first_admin(path)
     assert path.read_text().strip() != token
+
+
+def test_token_operations_land_in_the_audit_log(service: AuthService, clock: FakeClock) -> None:
+    from trust.audit import AuditLog
+
+    log = AuditLog(service._db, clock)
+    audited = AuthService(service._db, clock, log)
+    issued = audited.create_token([Grant(Role.auditor)], actor="cli", label="a", request_id="q1")
+    audited.revoke(issued.info.id, actor="cli")
+    entries = log.tail(10)
+    assert [(e.action, e.target, e.request_id) for e in entries] == [
+        ("token.create", issued.info.id, "q1"),
+        ("token.revoke", issued.info.id, None),
+    ]
+    assert issued.token.split("_", 2)[2] not in repr(entries)
+    assert log.verify().ok

@@ -51,6 +51,13 @@ class MalformedEncoding(BadRequest):
     title = "Malformed encoding"
 
 
+class MalformedJSON(BadRequest):
+    """A request body that is not well-formed JSON."""
+
+    code = "bad_request_json"
+    title = "Malformed JSON"
+
+
 class InvalidLength(BadRequest):
     code = "bad_request_length"
     title = "Wrong length"
@@ -96,6 +103,12 @@ class UnsupportedMediaType(TrustError):
     code = "unsupported_media_type"
     status = 415
     title = "Unsupported media type"
+
+
+class MethodNotAllowed(TrustError):
+    code = "method_not_allowed"
+    status = 405
+    title = "Method not allowed"
 
 
 # --- cryptographic outcomes ------------------------------------------------

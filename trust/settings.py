@@ -58,6 +58,12 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1 << 20, ge=1024, description="request body limit (bytes)")
     public_verify: bool = Field(True, description="verification endpoints need no token")
     base_url: str = "http://127.0.0.1:8080"
+    # Per client (token id, or IP address without a valid token); a burst of
+    # rate_limit_requests, refilled over rate_limit_window_seconds (GCRA).
+    rate_limit_requests: int = Field(600, ge=1)
+    rate_limit_window_seconds: float = Field(60.0, gt=0)
+    # How long a POST answer is replayed for a repeated Idempotency-Key.
+    idempotency_ttl_seconds: float = Field(86400.0, gt=0)
 
     # --- storage and coordination ---
     database_url: str | None = None  # default: sqlite under var_dir

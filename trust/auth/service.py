@@ -36,16 +36,17 @@ _DUMMY_HASH = tokens.token_hash("trst_000000000000_" + "A" * 43)
 
 
 class AuditSink(Protocol):
-    """The part of the audit log this service writes to."""
+    """The part of the audit log (``trust.audit.AuditLog``) this service writes to."""
 
     def append(
         self,
         actor: str,
         action: str,
-        target: str | None,
-        outcome: str,
-        request_id: str | None,
-        details: Mapping[str, Any],
+        *,
+        target: str | None = None,
+        outcome: Any = "success",
+        request_id: str | None = None,
+        details: Mapping[str, Any] | None = None,
     ) -> object: ...
 
 
@@ -247,7 +248,7 @@ class AuthService:
         details: Mapping[str, Any],
     ) -> None:
         if self._audit is not None:
-            self._audit.append(actor, action, target, "success", request_id, details)
+            self._audit.append(actor, action, target=target, request_id=request_id, details=details)
 
 
 def _grants_by_token(conn: Connection, token_ids: Iterable[str]) -> dict[str, tuple[Grant, ...]]:

@@ -1,0 +1,103 @@
+"""The service objects the API uses, built once per app and handed to routes.
+
+``create_app(settings, database=..., clock=..., ...)`` takes any of them ready
+made (tests pass a FakeClock, a shared Database, a stub audit log); the rest are
+built from the settings. Routes get them through the ``*Dep`` annotations
+below, which also work with ``app.dependency_overrides``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends
+from starlette.requests import Request
+
+from trust.audit import AuditLog
+from trust.auth import AuditSink, AuthService
+from trust.clock import Clock, SystemClock
+from trust.coordination import Coordination, build_coordination
+from trust.db import Database
+from trust.settings import Settings
+
+
+@dataclass
+class Services:
+    settings: Settings
+    database: Database
+    clock: Clock
+    coordination: Coordination
+    audit: AuditSink
+    auth: AuthService
+    # Closers of what build_services made itself; what was passed in stays open.
+    _closers: list[Callable[[], None]] = field(default_factory=list, repr=False)
+
+    def close(self) -> None:
+        for close in reversed(self._closers):
+            close()
+        self._closers.clear()
+
+
+def build_services(
+    settings: Settings,
+    *,
+    database: Database | None = None,
+    clock: Clock | None = None,
+    coordination: Coordination | None = None,
+    audit: AuditSink | None = None,
+    auth: AuthService | None = None,
+) -> Services:
+    closers: list[Callable[[], None]] = []
+    clock = clock or SystemClock()
+    if database is None:
+        database = Database(settings.effective_database_url)
+        closers.append(database.dispose)
+    if coordination is None:
+        coordination = build_coordination(settings, clock)
+        closers.append(coordination.close)
+    if audit is None:
+        # No checkpoint signer is wired into API processes yet: they append to the
+        # hash chain, and no signed checkpoints are written from here.
+        audit = AuditLog(database, clock, checkpoint_every=settings.audit_checkpoint_every)
+    auth = auth or AuthService(database, clock, audit)
+    return Services(settings, database, clock, coordination, audit, auth, closers)
+
+
+def get_services(request: Request) -> Services:
+    services = request.app.state.services
+    assert isinstance(services, Services)
+    return services
+
+
+def get_settings(request: Request) -> Settings:
+    return get_services(request).settings
+
+
+def get_database(request: Request) -> Database:
+    return get_services(request).database
+
+
+def get_clock(request: Request) -> Clock:
+    return get_services(request).clock
+
+
+def get_coordination(request: Request) -> Coordination:
+    return get_services(request).coordination
+
+
+def get_audit(request: Request) -> AuditSink:
+    return get_services(request).audit
+
+
+def get_auth(request: Request) -> AuthService:
+    return get_services(request).auth
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+DatabaseDep = Annotated[Database, Depends(get_database)]
+ClockDep = Annotated[Clock, Depends(get_clock)]
+CoordinationDep = Annotated[Coordination, Depends(get_coordination)]
+AuditDep = Annotated[AuditSink, Depends(get_audit)]
+AuthDep = Annotated[AuthService, Depends(get_auth)]
