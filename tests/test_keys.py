@@ -43,6 +43,7 @@ from trust.keys import (
     load_public_key,
     public_key_fingerprint,
 )
+from trust.keys import sm2 as keys_sm2
 from trust.sm2.curve import N, compute_e
 from trust.sm2.select import available_backends, get_backend
 from trust.sm3 import sm3
@@ -333,18 +334,18 @@ def test_sm2_keys_work_across_backends(name: str) -> None:
     assert generate(KeyAlgorithm.SM2, sm2_backend=other).backend is other  # type: ignore[attr-defined]
 
 
-def test_configure_sm2_backend() -> None:
-    before = default_sm2_backend()
-    name = available_backends()[0]
-    try:
-        chosen = configure_sm2_backend(name)
-        assert default_sm2_backend() is chosen
-        assert isinstance(generate(KeyAlgorithm.SM2), SM2PrivateKey)
-        with pytest.raises(BackendUnavailable):
-            configure_sm2_backend("no-such-engine")
-        assert default_sm2_backend() is chosen  # a failed choice changes nothing
-    finally:
-        configure_sm2_backend(before.name)
+def test_configure_sm2_backend(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Restore the process-wide choice after the test, whatever happens.
+    monkeypatch.setattr(keys_sm2, "_default", keys_sm2._default)
+    name = available_backends()[-1]
+    chosen = configure_sm2_backend(name)
+    assert default_sm2_backend() is chosen
+    assert chosen is get_backend(name)
+    k = generate(KeyAlgorithm.SM2)
+    assert isinstance(k, SM2PrivateKey) and k.backend is chosen
+    with pytest.raises(BackendUnavailable):
+        configure_sm2_backend("no-such-engine")
+    assert default_sm2_backend() is chosen  # a failed choice changes nothing
 
 
 # --- third-party SM2 keys ----------------------------------------------------------------
