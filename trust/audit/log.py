@@ -167,7 +167,11 @@ class VerifyReport:
 
 
 _Row = Row[*tuple[Any, ...]]
-_FIELD_LIMITS = {"actor": 255, "action": 100, "target": 500, "request_id": 100}
+# Checked before writing: SQLite would store an over-long value that PostgreSQL refuses.
+_FIELD_LIMITS: dict[str, int] = {
+    name: audit_record.c[name].type.length  # type: ignore[attr-defined]
+    for name in ("actor", "action", "target", "request_id")
+}
 _RECORD_COLUMNS = (
     audit_record.c.seq,
     audit_record.c.recorded_at,
