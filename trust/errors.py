@@ -196,6 +196,96 @@ class InvalidStateTransition(Conflict):
     title = "State transition not allowed"
 
 
+# Key-state transitions the SP 800-57 state machine refuses, one code per reason.
+
+
+class KeyStateUnchanged(InvalidStateTransition):
+    code = "key_state_unchanged"
+    title = "Key is already in that state"
+
+
+class KeyAlreadyDestroyed(InvalidStateTransition):
+    code = "key_already_destroyed"
+    title = "Key is destroyed; it has no further states"
+
+
+class KeyAlreadyCompromised(InvalidStateTransition):
+    code = "key_already_compromised"
+    title = "A compromised key can only be destroyed"
+
+
+class KeyAlreadyDeactivated(InvalidStateTransition):
+    code = "key_already_deactivated"
+    title = "A deactivated key cannot be used for protection again"
+
+
+class KeyNeverActivated(InvalidStateTransition):
+    code = "key_never_activated"
+    title = "A key that was never activated cannot be suspended or deactivated"
+
+
+class KeyActivationIrreversible(InvalidStateTransition):
+    code = "key_activation_irreversible"
+    title = "A key cannot return to pre-activation"
+
+
+class KeyDestructionNeedsDeactivation(InvalidStateTransition):
+    code = "key_destruction_needs_deactivation"
+    title = "Deactivate the key before destroying it"
+
+
+class DestructionNotScheduled(Conflict):
+    code = "key_destruction_not_scheduled"
+    title = "No destruction is scheduled for this key"
+
+
+class KeyUnusable(Conflict):
+    """The key exists but its state or validity period forbids this use."""
+
+    code = "key_unusable"
+    title = "Key cannot be used now"
+
+
+class KeySuspended(KeyUnusable):
+    code = "key_suspended"
+    title = "Key is suspended"
+
+
+class KeyNotActive(KeyUnusable):
+    code = "key_not_active"
+    title = "Key is not active"
+
+
+class KeyExpired(KeyUnusable):
+    code = "key_expired"
+    title = "Key is past its expiry time"
+
+
+class KeyDestroyed(KeyUnusable):
+    code = "key_destroyed"
+    title = "Key material has been destroyed"
+
+
+class KeyPurposeMismatch(BadRequest):
+    code = "key_purpose_mismatch"
+    title = "Key is not for this operation"
+
+
+class KeystoreNotEmpty(Conflict):
+    code = "keystore_not_empty"
+    title = "A backup restores only into an empty key store"
+
+
+class BackupMalformed(BadRequest):
+    code = "backup_malformed"
+    title = "Not a key store backup bundle"
+
+
+class BackupPassphraseInvalid(DecryptionFailed):
+    """GCM cannot tell a wrong passphrase from a damaged bundle; the former is far likelier."""
+
+    code = "backup_passphrase_invalid"
+    title = "Wrong backup passphrase, or the bundle is damaged"
 class IdempotencyConflict(Conflict):
     """The same Idempotency-Key was reused with a different request, or is still in progress."""
 

@@ -82,6 +82,11 @@ class Settings(BaseSettings):
     pkcs11_token_label: str | None = None
     pkcs11_pin: SecretStr | None = None  # user PIN
     pkcs11_kek_label: str = "trust-kek"  # created in the token on first use if absent
+    # Unwrapped keys stay in process memory this long; other workers' changes reach
+    # this one by broadcast, so the TTL only bounds staleness when a broadcast is lost.
+    key_cache_ttl_seconds: float = Field(60.0, gt=0)
+    # Scheduled destruction waits this long (a window to cancel a mistake).
+    key_destruction_wait_seconds: float = Field(7 * 86400.0, ge=0)
 
     # --- audit ---
     audit_checkpoint_every: int = Field(1000, ge=1, description="records per signed checkpoint")

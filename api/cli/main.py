@@ -6,27 +6,44 @@ from typing import Annotated
 
 import typer
 
-from api.cli import audit
+from api.cli import audit, status, tokens
 from trust.settings import get_settings
 
 app = typer.Typer(help="Administer the trust service.", no_args_is_help=True)
 app.add_typer(audit.app, name="audit")
+app.add_typer(tokens.app, name="tokens")
+app.command()(status.status)
 
 
 @app.command()
 def init() -> None:
-    """Create the embedded store under var/ (idempotent)."""
+    """Create the embedded store under var/ and the first admin token (idempotent)."""
     from trust import migrations
+    from trust.audit import AuditLog
+    from trust.auth import AuthService
+    from trust.clock import SystemClock
     from trust.db import Database
 
     settings = get_settings()
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.effective_database_url)
+    token_file = settings.var_dir / "admin.token"
     try:
         migrations.upgrade(db)
+        clock = SystemClock()
+        audit_log = AuditLog(db, clock, checkpoint_every=settings.audit_checkpoint_every)
+        created = AuthService(db, clock, audit_log).ensure_first_admin(token_file)
     finally:
         db.dispose()
     typer.echo(f"initialised {settings.var_dir} (database {db.dialect}, schema up to date)")
+    # Only the file's path is printed: the token must not end up in terminal scrollback or CI logs.
+    if created:
+        typer.echo(
+            f"first admin token written to {token_file} (mode 0600); try:\n"
+            f'  curl -H "Authorization: Bearer $(cat {token_file})" {settings.base_url}/v1/whoami'
+        )
+    else:
+        typer.echo("an admin token already exists; no new one created")
 
 
 @app.command()

@@ -85,6 +85,10 @@ class AuthService:
         self._clock = clock
         self._audit = audit
 
+    @property
+    def clock(self) -> Clock:
+        return self._clock
+
     # --- management ---------------------------------------------------------
 
     def create_token(
