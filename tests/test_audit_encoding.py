@@ -1,12 +1,16 @@
 """The canonical encodings of the audit log and the refusal of secrets in details."""
 
+import json
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from trust.audit.encoding import (
     GENESIS_HASH,
     MAX_DETAILS_BYTES,
+    canonical_json,
     chain_hash,
     check_details,
     checkpoint_encoding,
@@ -130,3 +134,21 @@ def test_identifiers_of_secrets_are_allowed(details):
 def test_unsafe_or_non_json_values_are_refused(details):
     with pytest.raises(AuditRecordRefused):
         check_details(details)
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.text(alphabet="abcxyz_é", max_size=6), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.dictionaries(st.text(alphabet="abcxyz_é", max_size=6), _json_values, max_size=5))
+def test_stored_details_re_encode_to_the_same_bytes(details):
+    # verify() re-encodes the stored text and compares: that must never differ for our own writes.
+    encoded = check_details(details)
+    assert canonical_json(json.loads(encoded)) == encoded
