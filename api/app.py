@@ -15,7 +15,7 @@ from api.deps import build_services
 from api.idempotency import IdempotencyMiddleware
 from api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from api.openapi import install_openapi
-from api.routers import operations, tokens
+from api.routers import algorithms, operations, tokens
 from trust import migrations
 from trust.auth import AuditSink, AuthService
 from trust.clock import Clock
@@ -79,5 +79,6 @@ def create_app(
     idempotency.install(app)
     app.include_router(operations.router)
     app.include_router(tokens.router)
+    app.include_router(algorithms.router)
     install_openapi(app, settings)
     return app
