@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from asn1crypto import core
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trust.errors import InvalidLength, InvalidSignatureEncoding, MalformedASN1, MalformedEncoding
@@ -83,6 +84,60 @@ def test_der_to_raw_never_raises_anything_else(data: bytes) -> None:
     except InvalidSignatureEncoding:
         return
     assert raw_to_der(raw) == data
+
+
+class _Asn1Signature(core.Sequence):
+    _fields = [("r", core.Integer), ("s", core.Integer)]
+
+
+def _asn1crypto_strict(data: bytes) -> bytes | None:
+    """Oracle for der_to_raw: asn1crypto parse that re-encodes to the same bytes, range-checked."""
+    try:
+        value = _Asn1Signature.load(data, strict=True)
+        r, s = value["r"].native, value["s"].native
+        if value.dump(force=True) != data:
+            return None
+    except Exception:
+        return None
+    if not (1 <= r < N and 1 <= s < N):
+        return None
+    return bytes(r.to_bytes(32, "big") + s.to_bytes(32, "big"))
+
+
+def _length(n: int, long_form: bool) -> bytes:
+    if not long_form:
+        return bytes([n]) if n < 0x80 else b"\x81" + bytes([n])
+    return b"\x81" + bytes([n])
+
+
+@st.composite
+def der_like(draw: st.DrawFn) -> bytes:
+    """Encodings close to a DER signature: the mutations strictness must catch."""
+    parts = []
+    # Weighted so that about half the encodings are valid and half carry one mutation.
+    for _ in range(draw(st.sampled_from([2] * 12 + [0, 1, 3]))):
+        value = draw(
+            st.one_of(scalars, scalars, scalars, st.integers(min_value=-5, max_value=5), st.just(N))
+        )
+        body = value.to_bytes((value.bit_length() + 8) // 8 or 1, "big", signed=True)
+        body = b"\x00" * draw(st.sampled_from([0] * 12 + [1, 2])) + body
+        tag = draw(st.sampled_from([b"\x02"] * 12 + [b"\x04", b"\x0a"]))
+        parts.append(tag + _length(len(body), draw(st.sampled_from([False] * 12 + [True]))) + body)
+    inner = b"".join(parts)
+    seq = draw(st.sampled_from([b"\x30"] * 12 + [b"\x31"]))
+    out = seq + _length(len(inner), draw(st.sampled_from([False] * 12 + [True]))) + inner
+    return out + draw(st.sampled_from([b""] * 12 + [b"\x00"]))
+
+
+@settings(max_examples=300)
+@given(st.one_of(der_like(), st.binary(max_size=80)))
+def test_der_to_raw_agrees_with_asn1crypto(data: bytes) -> None:
+    expected = _asn1crypto_strict(data)
+    if expected is None:
+        with pytest.raises(InvalidSignatureEncoding):
+            der_to_raw(data)
+    else:
+        assert der_to_raw(data) == expected
 
 
 @pytest.mark.parametrize(

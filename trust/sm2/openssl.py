@@ -18,6 +18,7 @@ Performance notes (the target is ``openssl speed sm2`` from Python):
 from __future__ import annotations
 
 import ctypes.util
+import secrets
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -428,8 +429,6 @@ class OpenSSLBackend:
         return self._lib.version
 
     def generate(self) -> SM2PrivateHandle:
-        import secrets
-
         return self.load_private((secrets.randbelow(N - 2) + 1).to_bytes(FIELD_BYTES, "big"))
 
     def load_private(self, scalar: bytes) -> SM2PrivateHandle:
