@@ -12,6 +12,11 @@ Errors: malformed input raises ``trust.errors.InvalidKey`` /
 does not verify raises ``InvalidSignature``; a ciphertext that does not
 decrypt raises ``DecryptionFailed``; an engine fault raises ``BackendError``.
 Never another exception type.
+
+Limits shared by every engine: a signer ID of at most 8190 bytes (OpenSSL's
+bound; ``trust.sm2.curve.MAX_SIGNER_ID_BYTES``), a pre-computed e of exactly
+32 bytes and a non-empty plaintext, else ``InvalidLength``. Signature DER is
+parsed strictly (minimal encoding, no trailing bytes, r and s in [1, n-1]).
 """
 
 from __future__ import annotations
@@ -25,7 +30,9 @@ class SM2PublicHandle(Protocol):
     def public_bytes(self) -> bytes:
         """65-byte uncompressed point."""
 
-    def verify(self, message: bytes, signature: bytes, signer_id: bytes = DEFAULT_SIGNER_ID) -> None:
+    def verify(
+        self, message: bytes, signature: bytes, signer_id: bytes = DEFAULT_SIGNER_ID
+    ) -> None:
         """Verify a DER signature over SM3(Z(signer_id, P) || message)."""
 
     def verify_digest(self, e: bytes, signature: bytes) -> None:
