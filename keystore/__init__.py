@@ -1,1 +1,42 @@
-"""Key management: key records, versions, envelope encryption (not yet built)."""
+"""Key management: key records and versions, the SP 800-57 state machine, envelope
+encryption under a master key, the in-process key cache, backups, and the audit
+log's checkpoint signer. ``KeyStore`` is the service; everything else supports it."""
+
+from keystore.backup import create_backup, restore_backup
+from keystore.checkpoint import KeystoreCheckpointSigner, KeystoreCheckpointVerifier
+from keystore.envelope import KekRing
+from keystore.model import (
+    Actor,
+    Algorithm,
+    GenerateRequest,
+    KeyInfo,
+    KeyState,
+    KeyVersionInfo,
+    PublicKeyResult,
+    Purpose,
+    RewrapProgress,
+    SignResult,
+    VerifyResult,
+)
+from keystore.service import KeyStore, build_keystore
+
+__all__ = [
+    "Actor",
+    "Algorithm",
+    "GenerateRequest",
+    "KekRing",
+    "KeyInfo",
+    "KeyState",
+    "KeyStore",
+    "KeyVersionInfo",
+    "KeystoreCheckpointSigner",
+    "KeystoreCheckpointVerifier",
+    "PublicKeyResult",
+    "Purpose",
+    "RewrapProgress",
+    "SignResult",
+    "VerifyResult",
+    "build_keystore",
+    "create_backup",
+    "restore_backup",
+]
