@@ -1,6 +1,6 @@
 """Crypto throughput on one core, each figure next to `openssl speed` measured in the same run.
 
-    .venv/bin/python scripts/bench/crypto.py [--seconds 1] [--rounds 3] [--cpu N]
+    .venv/bin/python scripts/bench/crypto.py [--seconds 1] [--rounds 5] [--cpu N]
 
 SM2 sign/verify of a 20-byte message with the default ID (what `openssl speed
 sm2` does), SM2 encrypt/decrypt of 32 bytes (a wrapped SM4 key; `openssl
@@ -142,7 +142,7 @@ def bench_bulk(seconds: int, rounds: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--seconds", type=int, default=1, help="per measurement (default 1)")
-    parser.add_argument("--rounds", type=int, default=3, help="best of N rounds (default 3)")
+    parser.add_argument("--rounds", type=int, default=5, help="best of N rounds (default 5)")
     parser.add_argument("--pure-iterations", type=int, default=10, help="ops per pure figure")
     parser.add_argument("--cpu", type=int, help="CPU to pin to (default: last allowed CPU)")
     args = parser.parse_args()
