@@ -73,6 +73,13 @@ class UnknownOID(BadRequest):
     title = "Unknown object identifier"
 
 
+class UnsupportedSealVersion(BadRequest):
+    """An electronic seal or signature whose layout or header version is none of v1, v4, v5."""
+
+    code = "unsupported_seal_version"
+    title = "Unsupported seal version"
+
+
 class InvalidKey(BadRequest):
     """Key material that is malformed or mathematically invalid (e.g. a point off the curve)."""
 
