@@ -313,6 +313,80 @@ class RateLimited(TrustError):
     title = "Too many requests"
 
 
+# --- certificate authority ---------------------------------------------------
+
+
+class CaNotFound(NotFound):
+    code = "ca_not_found"
+    title = "Certificate authority not found"
+
+
+class CertificateNotFound(NotFound):
+    code = "certificate_not_found"
+    title = "Certificate not found"
+
+
+class ProfileNotFound(NotFound):
+    code = "profile_not_found"
+    title = "Certificate profile not found"
+
+
+class CsrSignatureInvalid(InvalidSignature):
+    """A PKCS#10 request whose self-signature (proof of possession) does not verify."""
+
+    code = "csr_signature_invalid"
+    title = "Certificate request signature does not verify"
+
+
+class ProfileViolation(ValidationFailed):
+    """An issuance request that breaks its certificate profile's rules."""
+
+    code = "profile_violation"
+    title = "Request breaks the certificate profile"
+
+
+class ProfileKeyNotAllowed(ProfileViolation):
+    code = "profile_key_not_allowed"
+    title = "Key algorithm not allowed by the profile"
+
+
+class ProfileSubjectInvalid(ProfileViolation):
+    code = "profile_subject_invalid"
+    title = "Subject does not meet the profile"
+
+
+class ProfileSanInvalid(ProfileViolation):
+    code = "profile_san_invalid"
+    title = "Subject alternative names do not meet the profile"
+
+
+class ProfileValidityTooLong(ProfileViolation):
+    code = "profile_validity_too_long"
+    title = "Requested validity exceeds the profile maximum"
+
+
+class CaUnusable(Conflict):
+    """The CA exists but cannot issue now (no certificate yet, expired, not a CA)."""
+
+    code = "ca_unusable"
+    title = "Certificate authority cannot issue"
+
+
+class CaNameTaken(Conflict):
+    code = "ca_name_taken"
+    title = "A certificate authority with that name exists"
+
+
+class CertificateAlreadyRevoked(Conflict):
+    code = "certificate_already_revoked"
+    title = "Certificate is already revoked for another reason"
+
+
+class CertificateNotOnHold(Conflict):
+    code = "certificate_not_on_hold"
+    title = "Certificate is not on hold"
+
+
 # --- infrastructure --------------------------------------------------------
 
 

@@ -91,6 +91,20 @@ class Settings(BaseSettings):
     # --- audit ---
     audit_checkpoint_every: int = Field(1000, ge=1, description="records per signed checkpoint")
 
+    # --- certificate authority ---
+    # Base of the URLs written into certificates (CRL distribution point, caIssuers);
+    # default: base_url. The OCSP URL defaults to "<ca_base_url>/ocsp".
+    ca_base_url: str | None = None
+    ca_ocsp_url: str | None = None
+    ca_policy_oid: str = "2.5.29.32.0"  # anyPolicy until the service has its own CP arc
+    ca_crl_validity_hours: float = Field(24.0, gt=0)
+    ca_ocsp_cache_seconds: float = Field(300.0, ge=0)
+    ca_default_sm2_root_name: str = "Trust Service SM2 Root CA"
+    ca_default_sm2_issuing_name: str = "Trust Service SM2 Issuing CA"
+    ca_default_ecdsa_root_name: str = "Trust Service ECDSA Root CA"
+    ca_default_ecdsa_issuing_name: str = "Trust Service ECDSA Issuing CA"
+    ca_default_organization: str = "Trust Service"
+
     # --- logging ---
     log_level: str = "INFO"
     access_log: bool = True
@@ -103,6 +117,14 @@ class Settings(BaseSettings):
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.var_dir / 'trust.db'}"
+
+    @property
+    def effective_ca_base_url(self) -> str:
+        return (self.ca_base_url or self.base_url).rstrip("/")
+
+    @property
+    def effective_ca_ocsp_url(self) -> str:
+        return self.ca_ocsp_url or self.effective_ca_base_url + "/ocsp"
 
     @property
     def effective_master_key_file(self) -> Path:
