@@ -1,0 +1,390 @@
+"""Issuance: from a PKCS#10 request or a caller-supplied public key to a signed
+certificate, under a profile's rules.
+
+The order is Boulder's: check the request, draw a serial, persist the record
+(state ``reserved``), and only then sign and store the DER. A crash or a signer
+failure between the two leaves a reserved serial (never reused, shown as such),
+never a signed certificate the store does not know.
+
+Validity: a request longer than the profile maximum is refused
+(``ProfileValidityTooLong``) so a caller's mistake is not silently changed; the
+validity is then clipped to the issuer's notAfter (RFC 5280 path validation
+would reject anything beyond it anyway).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from asn1crypto import core, x509
+from asn1crypto import keys as asn1_keys
+
+from ca.certs import (
+    AltName,
+    build_name,
+    certificate_pem,
+    chain_pem,
+    general_names,
+    key_identifier,
+    name_attributes,
+    name_text,
+    new_serial,
+    parse_alt_name,
+    parse_csr,
+    public_key_info,
+    serial_hex,
+    sign_certificate,
+    x509_time,
+)
+from ca.profiles import Profile, get_profile
+from ca.signer import CaKeySource
+from ca.store import RESERVED, AuthorityRecord, CertificateRecord, IssuanceStore
+from trust.clock import Clock
+from trust.errors import (
+    BadRequest,
+    CaUnusable,
+    Conflict,
+    ProfileKeyNotAllowed,
+    ProfileSanInvalid,
+    ProfileSubjectInvalid,
+    ProfileValidityTooLong,
+    ValidationFailed,
+)
+from trust.keys import public_key_fingerprint
+from trust.settings import Settings
+
+_SERIAL_ATTEMPTS = 3  # a 128-bit collision is not expected; retries cover a freak one
+
+
+@dataclass(frozen=True)
+class CaUrls:
+    """Where relying parties find CRLs, OCSP and issuer certificates."""
+
+    base_url: str
+    ocsp_url: str
+    policy_oid: str = "2.5.29.32.0"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> CaUrls:
+        return cls(
+            settings.effective_ca_base_url, settings.effective_ca_ocsp_url, settings.ca_policy_oid
+        )
+
+    def crl(self, ca_id: str) -> str:
+        return f"{self.base_url}/crl/{ca_id}.crl"
+
+    def ca_issuers(self, ca_id: str) -> str:
+        return f"{self.base_url}/v1/cas/{ca_id}/certificate"
+
+
+@dataclass(frozen=True)
+class IssueRequest:
+    """Exactly one of ``csr`` (PKCS#10, DER or PEM) and ``public_key`` (SPKI, DER or PEM,
+    e.g. of a keystore-generated key). ``subject`` and ``san`` replace what the CSR asks."""
+
+    ca_id: str
+    profile: str
+    csr: bytes | None = None
+    public_key: bytes | None = None
+    subject: Mapping[str, str] | None = None
+    san: Sequence[str] | None = None
+    validity_days: int | None = None
+    replaces: str | None = None  # serial of the certificate this one renews or rekeys
+
+
+@dataclass(frozen=True)
+class IssueResult:
+    serial_hex: str
+    ca_id: str
+    profile: str
+    certificate_der: bytes
+    certificate_pem: str
+    chain_pem: str  # issuing CA first, root last
+    not_before: datetime
+    not_after: datetime
+
+
+# GB 32100-2015 unified social credit code: 17 characters and a mod-31 check character.
+_USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+_USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
+
+
+def is_uscc(code: str) -> bool:
+    if not re.fullmatch(f"[{_USCC_ALPHABET}]{{18}}", code):
+        return False
+    total = sum(_USCC_ALPHABET.index(c) * w for c, w in zip(code, _USCC_WEIGHTS, strict=False))
+    return _USCC_ALPHABET[(31 - total % 31) % 31] == code[17]
+
+
+def check_subject(profile: Profile, subject: Mapping[str, str]) -> None:
+    missing = profile.required_subject - subject.keys()
+    if missing:
+        raise ProfileSubjectInvalid(
+            f"profile {profile.name} requires subject attributes: {', '.join(sorted(missing))}"
+        )
+    extra = subject.keys() - profile.allowed_subject
+    if extra:
+        raise ProfileSubjectInvalid(
+            f"profile {profile.name} does not allow subject attributes: {', '.join(sorted(extra))}"
+        )
+    if profile.uscc_subject and not is_uscc(subject.get("organization_identifier", "")):
+        raise ProfileSubjectInvalid(
+            "organization_identifier must be an 18-character unified social credit code"
+        )
+
+
+def check_alt_names(profile: Profile, names: Sequence[AltName]) -> None:
+    bad = {n.kind for n in names} - profile.san_allowed
+    if bad:
+        raise ProfileSanInvalid(
+            f"profile {profile.name} does not allow {', '.join(sorted(bad))} alternative names"
+        )
+    if profile.san_required and not names:
+        raise ProfileSanInvalid(f"profile {profile.name} requires a subject alternative name")
+
+
+class Issuer:
+    """Makes certificates. Sees only the issuance part of the store."""
+
+    def __init__(self, store: IssuanceStore, keys: CaKeySource, clock: Clock, urls: CaUrls) -> None:
+        self._store = store
+        self._keys = keys
+        self._clock = clock
+        self._urls = urls
+
+    def issue(self, request: IssueRequest) -> IssueResult:
+        profile = get_profile(request.profile)
+        if profile.is_ca:
+            raise BadRequest("CA certificates are made by creating a CA, not by issue")
+        ca = self._store.get_authority(request.ca_id)
+        if (request.csr is None) == (request.public_key is None):
+            raise BadRequest("give exactly one of a certificate request and a public key")
+        subject: dict[str, str] = {}
+        alt_names: tuple[AltName, ...] = ()
+        if request.csr is not None:
+            parsed = parse_csr(request.csr)
+            spki_der, subject, alt_names = parsed.spki_der, parsed.subject, parsed.alt_names
+        else:
+            spki_der = request.public_key or b""
+        if request.subject is not None:
+            subject = dict(request.subject)
+        if request.san is not None:
+            alt_names = tuple(parse_alt_name(s) for s in request.san)
+        validity = _requested_validity(profile, request.validity_days)
+        return self.sign_new(
+            ca=ca,
+            subject=subject,
+            spki_der=spki_der,
+            profile=profile,
+            validity=validity,
+            alt_names=alt_names,
+            replaces=request.replaces,
+        )
+
+    def sign_new(
+        self,
+        *,
+        ca: AuthorityRecord,
+        subject: Mapping[str, str],
+        spki_der: bytes,
+        profile: Profile,
+        validity: timedelta,
+        alt_names: Sequence[AltName] = (),
+        replaces: str | None = None,
+        self_signed: bool = False,
+    ) -> IssueResult:
+        """Check, reserve the serial, sign, store. ``self_signed`` makes a root
+        certificate for ``ca`` with its own key (``ca`` has no certificate yet)."""
+        public, spki = public_key_info(spki_der)
+        if public.algorithm not in profile.key_algorithms:
+            raise ProfileKeyNotAllowed(
+                f"profile {profile.name} does not allow {public.algorithm} keys"
+            )
+        name = build_name(subject)
+        check_subject(profile, name_attributes(name))
+        check_alt_names(profile, alt_names)
+
+        now = self._clock.now().replace(microsecond=0)
+        not_after = now + validity
+        if self_signed:
+            issuer_name, issuer_ski = name, key_identifier(spki)
+            if spki.dump() != _signer_spki(self._keys, ca):
+                raise BadRequest("a self-signed certificate must be for the CA's own key")
+        else:
+            issuer_cert = _ca_certificate(ca)
+            issuer_end = issuer_cert.not_valid_after
+            if issuer_end <= now or issuer_cert.not_valid_before > now:
+                raise CaUnusable(f"CA {ca.id} certificate is not valid now")
+            not_after = min(not_after, issuer_end)
+            issuer_name = issuer_cert.subject
+            issuer_ski = issuer_cert.key_identifier or key_identifier(issuer_cert.public_key)
+
+        serial = self._reserve(
+            ca, profile, name, public_key_fingerprint(public), now, not_after, replaces
+        )
+        tbs = x509.TbsCertificate(
+            {
+                "version": "v3",
+                "serial_number": serial,
+                "issuer": issuer_name,
+                "validity": {"not_before": x509_time(now), "not_after": x509_time(not_after)},
+                "subject": name,
+                "subject_public_key_info": spki,
+                "extensions": self._extensions(
+                    ca, profile, spki, issuer_ski, alt_names, self_signed
+                ),
+            }
+        )
+        # The serial is on disk: from here a failure leaves a reserved row, never a gap.
+        cert = sign_certificate(tbs, self._keys.signer(ca.key_id))
+        der = cert.dump()
+        self._store.complete(serial_hex(serial), der)
+        chain = [] if self_signed else self.chain(ca.id)
+        return IssueResult(
+            serial_hex=serial_hex(serial),
+            ca_id=ca.id,
+            profile=profile.name,
+            certificate_der=der,
+            certificate_pem=certificate_pem(der),
+            chain_pem=chain_pem(chain),
+            not_before=now,
+            not_after=not_after,
+        )
+
+    def chain(self, ca_id: str) -> list[bytes]:
+        """Certificates of ``ca_id`` and its parents, issuing CA first, root last."""
+        result: list[bytes] = []
+        current: str | None = ca_id
+        while current is not None:
+            ca = self._store.get_authority(current)
+            if ca.certificate is None:
+                raise CaUnusable(f"CA {ca.id} has no certificate")
+            result.append(ca.certificate)
+            current = ca.parent_id
+        return result
+
+    def _reserve(
+        self,
+        ca: AuthorityRecord,
+        profile: Profile,
+        name: x509.Name,
+        fingerprint: str,
+        now: datetime,
+        not_after: datetime,
+        replaces: str | None,
+    ) -> int:
+        for _attempt in range(_SERIAL_ATTEMPTS):
+            serial = new_serial()
+            record = CertificateRecord(
+                serial=serial_hex(serial),
+                ca_id=ca.id,
+                state=RESERVED,
+                profile=profile.name,
+                profile_version=profile.version,
+                subject=name_text(name),
+                spki_fingerprint=fingerprint,
+                is_ca=profile.is_ca,
+                not_before=now,
+                not_after=not_after,
+                der=None,
+                replaces=replaces,
+                created_at=now,
+                revoked_at=None,
+                revocation_reason=None,
+            )
+            try:
+                self._store.reserve(record)
+            except Conflict:
+                continue
+            return serial
+        raise Conflict("could not draw an unused serial number")
+
+    def _extensions(
+        self,
+        ca: AuthorityRecord,
+        profile: Profile,
+        spki: asn1_keys.PublicKeyInfo,
+        issuer_ski: bytes,
+        alt_names: Sequence[AltName],
+        self_signed: bool,
+    ) -> list[x509.Extension]:
+        constraints: dict[str, object] = {"ca": profile.is_ca}
+        if profile.path_length is not None:
+            constraints["path_len_constraint"] = profile.path_length
+        ext = [
+            _ext("basic_constraints", constraints, critical=True),
+            _ext("key_usage", set(profile.key_usage), critical=True),
+        ]
+        if profile.extended_key_usage:
+            ext.append(
+                _ext(
+                    "extended_key_usage",
+                    list(profile.extended_key_usage),
+                    critical=profile.eku_critical,
+                )
+            )
+        ext.append(_ext("key_identifier", key_identifier(spki)))
+        ext.append(_ext("authority_key_identifier", {"key_identifier": issuer_ski}))
+        if alt_names:
+            ext.append(_ext("subject_alt_name", general_names(alt_names)))
+        if not self_signed:
+            # Relying parties learn the issuer's status services; a root has no issuer.
+            ext.append(
+                _ext(
+                    "crl_distribution_points",
+                    [{"distribution_point": {"full_name": [_uri(self._urls.crl(ca.id))]}}],
+                )
+            )
+            ext.append(
+                _ext(
+                    "authority_information_access",
+                    [
+                        {
+                            "access_method": "ocsp",
+                            "access_location": _uri(self._urls.ocsp_url),
+                        },
+                        {
+                            "access_method": "ca_issuers",
+                            "access_location": _uri(self._urls.ca_issuers(ca.id)),
+                        },
+                    ],
+                )
+            )
+        ext.append(_ext("certificate_policies", [{"policy_identifier": self._urls.policy_oid}]))
+        if profile.ocsp_no_check:
+            ext.append(_ext("ocsp_no_check", core.Null()))
+        return ext
+
+
+def _ext(name: str, value: object, *, critical: bool = False) -> x509.Extension:
+    return x509.Extension({"extn_id": name, "critical": critical, "extn_value": value})
+
+
+def _uri(url: str) -> x509.GeneralName:
+    return x509.GeneralName(name="uniform_resource_identifier", value=url)
+
+
+def _requested_validity(profile: Profile, days: int | None) -> timedelta:
+    if days is None:
+        return profile.default_validity
+    if days < 1:
+        raise ValidationFailed("validity_days must be at least 1")
+    validity = timedelta(days=days)
+    if validity > profile.max_validity:
+        raise ProfileValidityTooLong(
+            f"profile {profile.name} allows at most {profile.max_validity.days} days"
+        )
+    return validity
+
+
+def _ca_certificate(ca: AuthorityRecord) -> x509.Certificate:
+    if ca.certificate is None:
+        raise CaUnusable(f"CA {ca.id} has no certificate yet")
+    return x509.Certificate.load(ca.certificate)
+
+
+def _signer_spki(keys: CaKeySource, ca: AuthorityRecord) -> bytes:
+    return public_key_info(keys.signer(ca.key_id).spki_der)[1].dump()

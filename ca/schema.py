@@ -1,0 +1,90 @@
+"""Tables of the certificate authority (created by the ``ca`` migration chain).
+
+``ca_authority`` holds one row per CA (its key id, current certificate, delegated OCSP
+signer and latest CRL); ``ca_certificate`` one row per serial number. A certificate
+row is written in state ``reserved`` before anything is signed and becomes ``issued``
+when the DER is stored, so the serial's primary key is the uniqueness guarantee.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+from trust.db import metadata
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC in and out, stored naive UTC so SQLite and PostgreSQL compare alike."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        result: datetime = value.replace(tzinfo=UTC)
+        return result
+
+
+ca_authority = Table(
+    "ca_authority",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("parent_id", String(40), ForeignKey("ca_authority.id"), nullable=True),
+    Column("key_id", String(64), nullable=False),
+    Column("algorithm", String(16), nullable=False),
+    Column("certificate_serial", String(40), nullable=True),
+    Column("certificate", LargeBinary, nullable=True),
+    Column("ocsp_key_id", String(64), nullable=True),
+    Column("ocsp_certificate", LargeBinary, nullable=True),
+    Column("crl_number", Integer, nullable=False),
+    Column("crl", LargeBinary, nullable=True),
+    Column("crl_next_update", UTCDateTime, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+ca_certificate = Table(
+    "ca_certificate",
+    metadata,
+    Column("serial", String(40), primary_key=True),  # lower-case hex, no leading zeros
+    Column("ca_id", String(40), ForeignKey("ca_authority.id"), nullable=False),
+    Column("state", String(12), nullable=False),  # reserved | issued
+    Column("profile", String(32), nullable=False),
+    Column("profile_version", Integer, nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("spki_fingerprint", String(64), nullable=False),
+    Column("is_ca", Boolean, nullable=False),
+    Column("not_before", UTCDateTime, nullable=False),
+    Column("not_after", UTCDateTime, nullable=False),
+    Column("der", LargeBinary, nullable=True),
+    Column("replaces", String(40), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime, nullable=True),
+    Column("revocation_reason", String(24), nullable=True),
+    Index("ix_ca_certificate_ca_id_revoked_at", "ca_id", "revoked_at"),
+    Index("ix_ca_certificate_subject", "subject"),
+)

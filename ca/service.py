@@ -1,0 +1,441 @@
+"""The certificate authority service: CA hierarchy, issuance, renewal and rekey,
+revocation, CRLs and OCSP, over one ``CertificateStore`` and one ``CaKeySource``.
+
+The hierarchy is two levels: self-signed roots and issuing CAs directly under a
+root (pathLenConstraint 0), which issue end-entity certificates.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from asn1crypto import x509
+
+from ca.certs import (
+    alt_names_of,
+    certificate_pem,
+    load_certificate,
+    name_attributes,
+    name_text,
+    parse_serial_hex,
+)
+from ca.crl import CrlResult, RevocationReason, Revoker, build_crl
+from ca.issue import CaUrls, Issuer, IssueRequest, IssueResult
+from ca.ocsp import OcspResponder, Responder
+from ca.profiles import get_profile
+from ca.signer import CaKeySource
+from ca.store import ISSUED, RESERVED, AuthorityRecord, CertificateRecord, CertificateStore
+from trust.clock import Clock
+from trust.errors import BadRequest, CaNameTaken, CaUnusable
+from trust.keys import KeyAlgorithm
+from trust.settings import Settings
+
+# A responder certificate is replaced once less than this share of its life is left.
+_OCSP_RENEW_FRACTION = 3
+
+
+@dataclass(frozen=True)
+class CreateCaRequest:
+    name: str
+    algorithm: KeyAlgorithm = KeyAlgorithm.SM2
+    parent_id: str | None = None  # None: a self-signed root
+    subject: Mapping[str, str] | None = None  # default: C=CN, O=<organization>, CN=<name>
+    validity_days: int | None = None
+    organization: str = "Trust Service"
+
+
+@dataclass(frozen=True)
+class CaInfo:
+    id: str
+    name: str
+    parent_id: str | None
+    algorithm: str
+    key_id: str
+    serial_hex: str
+    subject: str
+    not_before: datetime
+    not_after: datetime
+    certificate_pem: str
+
+
+@dataclass(frozen=True)
+class CertificateInfo:
+    serial_hex: str
+    ca_id: str
+    status: str  # reserved | good | on_hold | revoked
+    profile: str
+    subject: str
+    not_before: datetime
+    not_after: datetime
+    revoked_at: datetime | None
+    revocation_reason: str | None
+    replaces: str | None
+    certificate_pem: str | None
+
+
+def _certificate_info(record: CertificateRecord) -> CertificateInfo:
+    if record.state == RESERVED:
+        status = "reserved"
+    elif record.revocation_reason == RevocationReason.CERTIFICATE_HOLD:
+        status = "on_hold"
+    elif record.revoked_at is not None:
+        status = "revoked"
+    else:
+        status = "good"
+    return CertificateInfo(
+        serial_hex=record.serial,
+        ca_id=record.ca_id,
+        status=status,
+        profile=record.profile,
+        subject=record.subject,
+        not_before=record.not_before,
+        not_after=record.not_after,
+        revoked_at=record.revoked_at,
+        revocation_reason=record.revocation_reason,
+        replaces=record.replaces,
+        certificate_pem=None if record.der is None else certificate_pem(record.der),
+    )
+
+
+def _ca_info(ca: AuthorityRecord) -> CaInfo:
+    if ca.certificate is None or ca.certificate_serial is None:
+        raise CaUnusable(f"CA {ca.id} has no certificate")
+    cert = x509.Certificate.load(ca.certificate)
+    return CaInfo(
+        id=ca.id,
+        name=ca.name,
+        parent_id=ca.parent_id,
+        algorithm=ca.algorithm,
+        key_id=ca.key_id,
+        serial_hex=ca.certificate_serial,
+        subject=name_text(cert.subject),
+        not_before=cert.not_valid_before,
+        not_after=cert.not_valid_after,
+        certificate_pem=certificate_pem(ca.certificate),
+    )
+
+
+class CertificateAuthority:
+    def __init__(
+        self,
+        store: CertificateStore,
+        keys: CaKeySource,
+        clock: Clock,
+        urls: CaUrls,
+        *,
+        crl_validity: timedelta = timedelta(hours=24),
+        ocsp_cache_seconds: float = 300.0,
+    ) -> None:
+        self._store = store
+        self._keys = keys
+        self._clock = clock
+        self._crl_validity = crl_validity
+        self._issuer = Issuer(store, keys, clock, urls)
+        self._revoker = Revoker(store, clock)
+        self._ocsp = OcspResponder(
+            store, self.ensure_ocsp_signer, clock, cache_ttl=ocsp_cache_seconds
+        )
+        self._ocsp_lock = threading.Lock()
+
+    @classmethod
+    def from_settings(
+        cls, store: CertificateStore, keys: CaKeySource, clock: Clock, settings: Settings
+    ) -> CertificateAuthority:
+        return cls(
+            store,
+            keys,
+            clock,
+            CaUrls.from_settings(settings),
+            crl_validity=timedelta(hours=settings.ca_crl_validity_hours),
+            ocsp_cache_seconds=settings.ca_ocsp_cache_seconds,
+        )
+
+    # --- CAs -----------------------------------------------------------------------
+
+    def create_ca(self, request: CreateCaRequest) -> CaInfo:
+        algorithm = KeyAlgorithm(request.algorithm)
+        parent = None
+        if request.parent_id is not None:
+            parent = self._store.get_authority(request.parent_id)
+            if parent.parent_id is not None:
+                raise BadRequest("issuing CAs are created directly under a root CA")
+        if self._store.authority_by_name(request.name) is not None:
+            raise CaNameTaken(f"a CA named {request.name!r} exists")
+        profile = get_profile("root_ca" if parent is None else "issuing_ca")
+        subject = dict(request.subject or {})
+        if not subject:
+            subject = {"C": "CN", "O": request.organization, "CN": request.name}
+        signer = self._keys.generate(algorithm, request.name, "ca")
+        now = self._clock.now()
+        ca = AuthorityRecord(
+            id="ca_" + secrets.token_hex(8),
+            name=request.name,
+            parent_id=request.parent_id,
+            key_id=signer.key_id,
+            algorithm=algorithm.value,
+            certificate_serial=None,
+            certificate=None,
+            ocsp_key_id=None,
+            ocsp_certificate=None,
+            crl_number=0,
+            crl=None,
+            crl_next_update=None,
+            created_at=now,
+        )
+        self._store.add_authority(ca)
+        days = request.validity_days
+        validity = profile.default_validity if days is None else timedelta(days=days)
+        if validity > profile.max_validity:
+            validity = profile.max_validity
+        result = self._issuer.sign_new(
+            ca=parent or ca,
+            subject=subject,
+            spki_der=signer.spki_der,
+            profile=profile,
+            validity=validity,
+            self_signed=parent is None,
+        )
+        updated = self._store.update_authority(
+            ca.id, certificate=result.certificate_der, certificate_serial=result.serial_hex
+        )
+        return _ca_info(updated)
+
+    def list_cas(self) -> list[CaInfo]:
+        return [_ca_info(ca) for ca in self._store.list_authorities() if ca.certificate]
+
+    def get_ca(self, ca_id: str) -> CaInfo:
+        return _ca_info(self._store.get_authority(ca_id))
+
+    def chain(self, ca_id: str) -> list[bytes]:
+        """DER certificates of ``ca_id`` up to its root, the CA's own first."""
+        return self._issuer.chain(ca_id)
+
+    # --- certificates ----------------------------------------------------------------
+
+    def issue(self, request: IssueRequest) -> IssueResult:
+        return self._issuer.issue(request)
+
+    def renew(self, serial_hex: str, validity_days: int | None = None) -> IssueResult:
+        """A new certificate for the same key, subject, names and profile."""
+        record, cert = self._issued(serial_hex)
+        return self._issuer.issue(
+            self._successor(record, cert, cert.public_key.dump(), None, validity_days)
+        )
+
+    def rekey(
+        self,
+        serial_hex: str,
+        *,
+        csr: bytes | None = None,
+        public_key: bytes | None = None,
+        validity_days: int | None = None,
+    ) -> IssueResult:
+        """A new certificate for a new key (from ``csr``, proof of possession checked, or
+        ``public_key``), keeping the old certificate's subject, names and profile."""
+        record, cert = self._issued(serial_hex)
+        if public_key is not None and csr is not None:
+            raise BadRequest("give a certificate request or a public key, not both")
+        return self._issuer.issue(self._successor(record, cert, public_key, csr, validity_days))
+
+    def _issued(self, serial_hex: str) -> tuple[CertificateRecord, x509.Certificate]:
+        record = self._store.get(parse_serial_hex(serial_hex))
+        if record.state != ISSUED or record.der is None:
+            raise CaUnusable(f"certificate {record.serial} was never issued")
+        return record, load_certificate(record.der)
+
+    @staticmethod
+    def _successor(
+        record: CertificateRecord,
+        cert: x509.Certificate,
+        public_key: bytes | None,
+        csr: bytes | None,
+        validity_days: int | None,
+    ) -> IssueRequest:
+        if public_key is None and csr is None:
+            raise BadRequest("rekey needs a certificate request or a public key")
+        san = [f"{n.kind}:{n.value}" for n in alt_names_of(cert["tbs_certificate"]["extensions"])]
+        return IssueRequest(
+            ca_id=record.ca_id,
+            profile=record.profile,
+            csr=csr,
+            public_key=public_key,
+            subject=name_attributes(cert.subject),
+            san=san,
+            validity_days=validity_days,
+            replaces=record.serial,
+        )
+
+    def get_certificate(self, serial_hex: str) -> CertificateInfo:
+        return _certificate_info(self._store.get(parse_serial_hex(serial_hex)))
+
+    def list_certificates(
+        self,
+        *,
+        ca_id: str | None = None,
+        subject: str | None = None,
+        status: str | None = None,
+        profile: str | None = None,
+        offset: int = 0,
+        limit: int = 100,
+    ) -> list[CertificateInfo]:
+        records = self._store.list_certificates(
+            ca_id=ca_id,
+            subject=subject,
+            status={"good": ISSUED}.get(status or "", status),
+            profile=profile,
+            offset=offset,
+            limit=limit,
+        )
+        return [_certificate_info(r) for r in records]
+
+    # --- revocation, CRL, OCSP ----------------------------------------------------------
+
+    def revoke(
+        self, serial_hex: str, reason: RevocationReason | str = RevocationReason.UNSPECIFIED
+    ) -> CertificateInfo:
+        if not isinstance(reason, RevocationReason):
+            reason = RevocationReason.parse(reason)
+        before = self._store.get(parse_serial_hex(serial_hex))
+        record = self._revoker.revoke(before.serial, reason)
+        if record != before:
+            self._crl_stale(record.ca_id)
+        return _certificate_info(record)
+
+    def release_hold(self, serial_hex: str) -> CertificateInfo:
+        before = self._store.get(parse_serial_hex(serial_hex))
+        record = self._revoker.release_hold(before.serial)
+        if record != before:
+            self._crl_stale(record.ca_id)
+        return _certificate_info(record)
+
+    def _crl_stale(self, ca_id: str) -> None:
+        # The next current_crl() makes a fresh CRL instead of serving the stored one.
+        self._store.update_authority(ca_id, crl_next_update=None)
+
+    def crl(self, ca_id: str) -> CrlResult:
+        """A new full CRL for ``ca_id``, numbered, stored and returned."""
+        ca = self._store.get_authority(ca_id)
+        number = self._store.next_crl_number(ca_id)
+        result = build_crl(
+            ca=ca,
+            store=self._store,
+            signer=self._keys.signer(ca.key_id),
+            number=number,
+            now=self._clock.now(),
+            validity=self._crl_validity,
+        )
+        self._store.update_authority(ca_id, crl=result.der, crl_next_update=result.next_update)
+        return result
+
+    def current_crl(self, ca_id: str) -> bytes:
+        """The stored CRL, or a new one when none is stored, one is due, or status changed."""
+        ca = self._store.get_authority(ca_id)
+        if ca.crl is None or ca.id in self.crl_due(only=[ca]):
+            return self.crl(ca_id).der
+        return ca.crl
+
+    def crl_due(
+        self, margin: timedelta | None = None, *, only: Sequence[AuthorityRecord] | None = None
+    ) -> list[str]:
+        """Ids of CAs whose CRL is missing, stale, or within ``margin`` (default a quarter
+        of the CRL validity) of its nextUpdate: what a scheduler should refresh."""
+        margin = self._crl_validity / 4 if margin is None else margin
+        limit = self._clock.now() + margin
+        cas = self._store.list_authorities() if only is None else only
+        return [
+            ca.id
+            for ca in cas
+            if ca.certificate is not None
+            and (ca.crl_next_update is None or ca.crl_next_update <= limit)
+        ]
+
+    def ocsp(self, request_der: bytes) -> bytes:
+        return self._ocsp.respond(request_der)
+
+    def ensure_ocsp_signer(self, ca_id: str) -> Responder:
+        """The CA's delegated OCSP responder, made (or replaced near its end) on demand."""
+        with self._ocsp_lock:
+            ca = self._store.get_authority(ca_id)
+            if ca.certificate is None:
+                raise CaUnusable(f"CA {ca.id} has no certificate")
+            if ca.ocsp_certificate is not None and ca.ocsp_key_id is not None:
+                cert = x509.Certificate.load(ca.ocsp_certificate)
+                left = cert.not_valid_after - self._clock.now()
+                life = cert.not_valid_after - cert.not_valid_before
+                if left > life / _OCSP_RENEW_FRACTION:
+                    return self._responder(ca)
+            profile = get_profile("ocsp")
+            signer = self._keys.generate(KeyAlgorithm(ca.algorithm), f"{ca.name} OCSP", "ocsp")
+            ca_subject = name_attributes(x509.Certificate.load(ca.certificate).subject)
+            subject = {k: v for k, v in ca_subject.items() if k in profile.allowed_subject}
+            subject["common_name"] = f"{ca.name} OCSP Responder"
+            result = self._issuer.sign_new(
+                ca=ca,
+                subject=subject,
+                spki_der=signer.spki_der,
+                profile=profile,
+                validity=profile.default_validity,
+            )
+            ca = self._store.update_authority(
+                ca.id, ocsp_key_id=signer.key_id, ocsp_certificate=result.certificate_der
+            )
+            return self._responder(ca)
+
+    def _responder(self, ca: AuthorityRecord) -> Responder:
+        assert ca.certificate is not None and ca.ocsp_certificate is not None
+        assert ca.ocsp_key_id is not None
+        return Responder(
+            ca=ca,
+            ca_certificate=x509.Certificate.load(ca.certificate),
+            signer=self._keys.signer(ca.ocsp_key_id),
+            signer_certificate=x509.Certificate.load(ca.ocsp_certificate),
+        )
+
+
+def ensure_default_hierarchy(ca: CertificateAuthority, settings: Settings) -> list[CaInfo]:
+    """On a fresh store, create the default SM2 root and issuing CA and an ECDSA P-256 pair
+    beside them (names from settings); on later calls return the existing ones. Safe to
+    run from two processes at once: a name taken meanwhile is read back."""
+    plan = (
+        (settings.ca_default_sm2_root_name, settings.ca_default_sm2_issuing_name, KeyAlgorithm.SM2),
+        (
+            settings.ca_default_ecdsa_root_name,
+            settings.ca_default_ecdsa_issuing_name,
+            KeyAlgorithm.ECDSA_P256,
+        ),
+    )
+    result = []
+    for root_name, issuing_name, algorithm in plan:
+        root = _ensure_ca(
+            ca, CreateCaRequest(root_name, algorithm, organization=settings.ca_default_organization)
+        )
+        result.append(root)
+        result.append(
+            _ensure_ca(
+                ca,
+                CreateCaRequest(
+                    issuing_name,
+                    algorithm,
+                    parent_id=root.id,
+                    organization=settings.ca_default_organization,
+                ),
+            )
+        )
+    return result
+
+
+def _ensure_ca(ca: CertificateAuthority, request: CreateCaRequest) -> CaInfo:
+    existing = next((c for c in ca.list_cas() if c.name == request.name), None)
+    if existing is not None:
+        return existing
+    try:
+        return ca.create_ca(request)
+    except CaNameTaken:
+        found = next((c for c in ca.list_cas() if c.name == request.name), None)
+        if found is None:  # created by another process but not yet certified
+            raise
+        return found

@@ -1,0 +1,266 @@
+"""Storage of CAs and certificates: small protocols, one SQLAlchemy implementation.
+
+As in Boulder, each component gets only the part it needs: issuance reserves and
+completes serials (``IssuanceStore``), revocation changes status
+(``RevocationStore``), CRL and OCSP only read status (``StatusReader``).
+``SqlCertificateStore`` implements them all (``CertificateStore``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import CursorResult, Row, and_, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from ca.schema import ca_authority, ca_certificate
+from trust.db import Database
+from trust.errors import CaNameTaken, CaNotFound, CertificateNotFound, Conflict
+
+RESERVED = "reserved"
+ISSUED = "issued"
+
+
+@dataclass(frozen=True)
+class AuthorityRecord:
+    id: str
+    name: str
+    parent_id: str | None
+    key_id: str
+    algorithm: str
+    certificate_serial: str | None
+    certificate: bytes | None
+    ocsp_key_id: str | None
+    ocsp_certificate: bytes | None
+    crl_number: int
+    crl: bytes | None
+    crl_next_update: datetime | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class CertificateRecord:
+    serial: str  # lower-case hex
+    ca_id: str
+    state: str  # RESERVED until the signed DER is stored, then ISSUED
+    profile: str
+    profile_version: int
+    subject: str
+    spki_fingerprint: str
+    is_ca: bool
+    not_before: datetime
+    not_after: datetime
+    der: bytes | None
+    replaces: str | None
+    created_at: datetime
+    revoked_at: datetime | None
+    revocation_reason: str | None
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None
+
+
+@dataclass(frozen=True)
+class RevokedEntry:
+    serial: str
+    revoked_at: datetime
+    reason: str
+
+
+class IssuanceStore(Protocol):
+    def get_authority(self, ca_id: str) -> AuthorityRecord: ...
+
+    def reserve(self, record: CertificateRecord) -> None:
+        """Persist ``record`` (state RESERVED); ``Conflict`` if the serial exists."""
+
+    def complete(self, serial: str, der: bytes) -> None: ...
+
+    def get(self, serial: str) -> CertificateRecord: ...
+
+
+class StatusReader(Protocol):
+    def get_authority(self, ca_id: str) -> AuthorityRecord: ...
+
+    def list_authorities(self) -> list[AuthorityRecord]: ...
+
+    def find(self, serial: str) -> CertificateRecord | None: ...
+
+    def revoked_entries(self, ca_id: str, now: datetime) -> list[RevokedEntry]:
+        """Revoked, unexpired certificates of ``ca_id``, for its CRL."""
+
+
+class RevocationStore(Protocol):
+    def get(self, serial: str) -> CertificateRecord: ...
+
+    def set_revocation(
+        self, serial: str, revoked_at: datetime | None, reason: str | None
+    ) -> CertificateRecord: ...
+
+
+class CertificateStore(IssuanceStore, StatusReader, RevocationStore, Protocol):
+    """Everything, for the service object that wires the components."""
+
+    def add_authority(self, record: AuthorityRecord) -> None: ...
+
+    def update_authority(self, ca_id: str, **values: Any) -> AuthorityRecord: ...
+
+    def authority_by_name(self, name: str) -> AuthorityRecord | None: ...
+
+    def next_crl_number(self, ca_id: str) -> int: ...
+
+    def list_certificates(
+        self,
+        *,
+        ca_id: str | None = None,
+        subject: str | None = None,
+        status: str | None = None,
+        profile: str | None = None,
+        offset: int = 0,
+        limit: int = 100,
+    ) -> list[CertificateRecord]: ...
+
+
+def _authority(row: Row[Any]) -> AuthorityRecord:
+    return AuthorityRecord(**row._mapping)
+
+
+def _certificate(row: Row[Any]) -> CertificateRecord:
+    return CertificateRecord(**row._mapping)
+
+
+class SqlCertificateStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    # --- authorities ---
+
+    def add_authority(self, record: AuthorityRecord) -> None:
+        try:
+            with self._db.session() as s:
+                s.execute(insert(ca_authority).values(**record.__dict__))
+        except IntegrityError:
+            raise CaNameTaken(f"a CA named {record.name!r} exists") from None
+
+    def update_authority(self, ca_id: str, **values: Any) -> AuthorityRecord:
+        with self._db.session() as s:
+            s.execute(update(ca_authority).where(ca_authority.c.id == ca_id).values(**values))
+            row = s.execute(select(ca_authority).where(ca_authority.c.id == ca_id)).first()
+        if row is None:
+            raise CaNotFound(f"no CA {ca_id}")
+        return _authority(row)
+
+    def get_authority(self, ca_id: str) -> AuthorityRecord:
+        with self._db.session() as s:
+            row = s.execute(select(ca_authority).where(ca_authority.c.id == ca_id)).first()
+        if row is None:
+            raise CaNotFound(f"no CA {ca_id}")
+        return _authority(row)
+
+    def authority_by_name(self, name: str) -> AuthorityRecord | None:
+        with self._db.session() as s:
+            row = s.execute(select(ca_authority).where(ca_authority.c.name == name)).first()
+        return None if row is None else _authority(row)
+
+    def list_authorities(self) -> list[AuthorityRecord]:
+        with self._db.session() as s:
+            rows = s.execute(select(ca_authority).order_by(ca_authority.c.created_at)).all()
+        return [_authority(r) for r in rows]
+
+    def next_crl_number(self, ca_id: str) -> int:
+        # Increment and read in one transaction: the row lock (PostgreSQL) or the
+        # database write lock (SQLite) keeps two workers from sharing a number.
+        with self._db.session() as s:
+            s.execute(
+                update(ca_authority)
+                .where(ca_authority.c.id == ca_id)
+                .values(crl_number=ca_authority.c.crl_number + 1)
+            )
+            number = s.execute(
+                select(ca_authority.c.crl_number).where(ca_authority.c.id == ca_id)
+            ).scalar()
+        if number is None:
+            raise CaNotFound(f"no CA {ca_id}")
+        return int(number)
+
+    # --- certificates ---
+
+    def reserve(self, record: CertificateRecord) -> None:
+        try:
+            with self._db.session() as s:
+                s.execute(insert(ca_certificate).values(**record.__dict__))
+        except IntegrityError:
+            raise Conflict(f"serial {record.serial} already exists") from None
+
+    def complete(self, serial: str, der: bytes) -> None:
+        with self._db.session() as s:
+            result = s.execute(
+                update(ca_certificate)
+                .where(and_(ca_certificate.c.serial == serial, ca_certificate.c.state == RESERVED))
+                .values(state=ISSUED, der=der)
+            )
+        if not isinstance(result, CursorResult) or result.rowcount != 1:
+            raise Conflict(f"serial {serial} is not reserved")
+
+    def find(self, serial: str) -> CertificateRecord | None:
+        with self._db.session() as s:
+            row = s.execute(select(ca_certificate).where(ca_certificate.c.serial == serial)).first()
+        return None if row is None else _certificate(row)
+
+    def get(self, serial: str) -> CertificateRecord:
+        record = self.find(serial)
+        if record is None:
+            raise CertificateNotFound(f"no certificate with serial {serial}")
+        return record
+
+    def set_revocation(
+        self, serial: str, revoked_at: datetime | None, reason: str | None
+    ) -> CertificateRecord:
+        with self._db.session() as s:
+            s.execute(
+                update(ca_certificate)
+                .where(ca_certificate.c.serial == serial)
+                .values(revoked_at=revoked_at, revocation_reason=reason)
+            )
+        return self.get(serial)
+
+    def revoked_entries(self, ca_id: str, now: datetime) -> list[RevokedEntry]:
+        c = ca_certificate.c
+        query = (
+            select(c.serial, c.revoked_at, c.revocation_reason)
+            .where(and_(c.ca_id == ca_id, c.revoked_at.is_not(None), c.not_after > now))
+            .order_by(c.revoked_at, c.serial)
+        )
+        with self._db.session() as s:
+            rows = s.execute(query).all()
+        return [RevokedEntry(r.serial, r.revoked_at, r.revocation_reason) for r in rows]
+
+    def list_certificates(
+        self,
+        *,
+        ca_id: str | None = None,
+        subject: str | None = None,
+        status: str | None = None,
+        profile: str | None = None,
+        offset: int = 0,
+        limit: int = 100,
+    ) -> list[CertificateRecord]:
+        c = ca_certificate.c
+        query = select(ca_certificate)
+        if ca_id is not None:
+            query = query.where(c.ca_id == ca_id)
+        if subject:
+            query = query.where(func.lower(c.subject).contains(subject.lower(), autoescape=True))
+        if profile is not None:
+            query = query.where(c.profile == profile)
+        if status == "revoked":
+            query = query.where(c.revoked_at.is_not(None))
+        elif status in (ISSUED, RESERVED):
+            query = query.where(and_(c.state == status, c.revoked_at.is_(None)))
+        with self._db.session() as s:
+            rows = s.execute(
+                query.order_by(c.created_at, c.serial).offset(offset).limit(limit)
+            ).all()
+        return [_certificate(r) for r in rows]
