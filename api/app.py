@@ -16,7 +16,6 @@ from api.idempotency import IdempotencyMiddleware
 from api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from api.openapi import install_openapi
 from api.routers import algorithms, operations, tokens
-from api.security import public
 from trust import migrations
 from trust.auth import AuditSink, AuthService
 from trust.clock import Clock
@@ -80,7 +79,6 @@ def create_app(
     idempotency.install(app)
     app.include_router(operations.router)
     app.include_router(tokens.router)
-    # The catalogue of supported algorithms is public: clients read it before they hold a token.
-    app.include_router(algorithms.router, dependencies=[public()])
+    app.include_router(algorithms.router)
     install_openapi(app, settings)
     return app

@@ -156,17 +156,23 @@ def api_routes(app: FastAPI) -> list[RouteContext]:
 
 
 def rules_of(route: RouteContext) -> list[Rule]:
-    """The rules of the guards anywhere in ``route``'s dependencies."""
-    found: list[Rule] = []
+    """The rule of each guard in ``route``'s dependencies.
+
+    Counted per guard instance: FastAPI runs one instance once however often it
+    is declared, but two instances both run (and both count against the rate
+    limit), so a route must carry exactly one.
+    """
+    guards: list[Guard] = []
 
     def walk(dependant: Dependant) -> None:
-        if isinstance(dependant.call, Guard) and dependant.call.rule not in found:
-            found.append(dependant.call.rule)
+        call = dependant.call
+        if isinstance(call, Guard) and all(call is not g for g in guards):
+            guards.append(call)
         for sub in dependant.dependencies:
             walk(sub)
 
     walk(route.dependant)
-    return found
+    return [g.rule for g in guards]
 
 
 def _bearer(request: Request) -> str | None:
