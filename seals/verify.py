@@ -207,18 +207,23 @@ def _format(version: SealVersion, what: str, deviations: tuple[str, ...]) -> Che
     return Check(CheckName.FORMAT, CheckStatus.PASSED, None, message)
 
 
+_V1_RANGE = "SEQUENCE{sealInfo, cert, alg}"
+_V4_RANGE = "DER(SES_SealInfo)"
+
+
 def _maker_signature(seal: ParsedSeal, backend: SM2Backend | None) -> Check:
     name, sub = CheckName.SEAL_MAKER_SIGNATURE, SubIndication.SEAL_MAKER_SIGNATURE_INVALID
-    if seal.version is SealVersion.V1:
-        rules = [(seal.maker_signed_bytes, "over SEQUENCE{sealInfo, cert, alg} (v1 rule)")]
-    else:
-        rules = [(seal.maker_signed_bytes, "over DER(SES_SealInfo)")]
+    # (signed bytes, what they are, what a pass means)
+    rules = [(seal.maker_signed_bytes, _V1_RANGE, f"over {_V1_RANGE} (v1 rule)")]
+    if seal.version is not SealVersion.V1:
+        rules = [(seal.maker_signed_bytes, _V4_RANGE, f"over {_V4_RANGE}")]
         if seal.maker_signed_bytes_fallback is not None:
             rules.append(
                 (
                     seal.maker_signed_bytes_fallback,
-                    "only over SEQUENCE{sealInfo, cert, alg} (the v1 rule), "
-                    "not over DER(SES_SealInfo) as GB/T 38540 requires",
+                    _V1_RANGE,
+                    f"only over {_V1_RANGE} (the v1 rule), "
+                    f"not over {_V4_RANGE} as GB/T 38540 requires",
                 )
             )
     try:
@@ -226,15 +231,15 @@ def _maker_signature(seal: ParsedSeal, backend: SM2Backend | None) -> Check:
             seal.maker_cert,
             seal.signature_algorithm,
             seal.signature,
-            [m for m, _ in rules],
+            [signed for signed, _, _ in rules],
             backend,
         )
     except _Unusable as exc:
         return _failed(name, exc.sub or sub, f"maker signature: {exc}")
     if matched is None:
-        tried = " nor ".join(r.replace("only ", "").split(" (")[0] for _, r in rules)
-        return _failed(name, sub, f"maker signature does not verify {tried}")
-    return Check(name, CheckStatus.PASSED, None, f"maker signature verifies {rules[matched][1]}")
+        tried = " nor ".join(what for _, what, _ in rules)
+        return _failed(name, sub, f"maker signature does not verify over {tried}")
+    return Check(name, CheckStatus.PASSED, None, f"maker signature verifies {rules[matched][2]}")
 
 
 def _signer_signature(signature: ParsedSealSignature, backend: SM2Backend | None) -> Check:
