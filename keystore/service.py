@@ -546,6 +546,8 @@ class KeyStore:
         ``schedule_destruction``); the state machine decides."""
         if target is S.DESTROYED:
             return self.schedule_destruction(key_id, actor)
+        if target is S.COMPROMISED:
+            return self.mark_compromised(key_id, actor)
         return self._transition(key_id, target, actor, f"key.state.{target.value}")
 
     def _transition(
@@ -711,7 +713,9 @@ class KeyStore:
                     }
                     for r in rows
                 ]
-                s.connection().execute(_REWRAP.values(kek_id=current), changes)
+                s.connection().execute(
+                    _REWRAP.values(kek_id=current, wrapped_data_key=bindparam("wrapped")), changes
+                )
             done += len(rows)
             if progress is not None:
                 progress(RewrapProgress(min(done, total), total))
