@@ -1,0 +1,63 @@
+"""The production ``CaKeySource``: CA and OCSP-responder keys held in the key store.
+
+The CA acts as one principal (``actor``); keys it generates are owned by it, so the
+key store's own checks (state, purpose, ownership) and its signature audit apply to
+every certificate, CRL and OCSP signature.
+"""
+
+from __future__ import annotations
+
+from keystore.model import ALGORITHM_OF, Actor, GenerateRequest, Purpose
+from keystore.service import KeyStore
+from trust.errors import UnsupportedAlgorithm
+from trust.keys import KeyAlgorithm, SignatureScheme
+
+# The key store has no OCSP purpose; a responder key is an ordinary signing key.
+_PURPOSES = {"ca": Purpose.CA, "ocsp": Purpose.SIGN}
+
+
+class KeystoreSigner:
+    def __init__(self, keystore: KeyStore, actor: Actor, key_id: str) -> None:
+        self._keystore = keystore
+        self._actor = actor
+        self._key_id = key_id
+        public = keystore.public_key(key_id)
+        self._spki = public.spki_der
+        asymmetric = public.algorithm.asymmetric
+        if asymmetric is None:
+            raise UnsupportedAlgorithm(f"key {key_id} is not a key pair")
+        self._algorithm = asymmetric
+
+    @property
+    def key_id(self) -> str:
+        return self._key_id
+
+    @property
+    def algorithm(self) -> KeyAlgorithm:
+        return self._algorithm
+
+    @property
+    def spki_der(self) -> bytes:
+        return self._spki
+
+    def sign(self, tbs: bytes) -> bytes:
+        scheme = SignatureScheme.RSA_PKCS1V15 if self._algorithm.startswith("rsa") else None
+        return self._keystore.sign(self._key_id, tbs, self._actor, scheme=scheme).signature
+
+
+class KeystoreKeySource:
+    def __init__(self, keystore: KeyStore, actor: Actor) -> None:
+        self._keystore = keystore
+        self._actor = actor
+
+    def generate(self, algorithm: KeyAlgorithm, label: str, purpose: str) -> KeystoreSigner:
+        info = self._keystore.generate(
+            GenerateRequest(
+                label=label, algorithm=ALGORITHM_OF[algorithm], purpose=_PURPOSES[purpose]
+            ),
+            self._actor,
+        )
+        return KeystoreSigner(self._keystore, self._actor, info.id)
+
+    def signer(self, key_id: str) -> KeystoreSigner:
+        return KeystoreSigner(self._keystore, self._actor, key_id)
