@@ -15,13 +15,15 @@ from api.deps import build_services
 from api.idempotency import IdempotencyMiddleware
 from api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from api.openapi import install_openapi
-from api.routers import algorithms, operations, tokens
+from api.routers import algorithms, keys, operations, tokens
+from keystore import KeyStore
 from trust import migrations
 from trust.auth import AuditSink, AuthService
 from trust.clock import Clock
 from trust.coordination import Coordination
 from trust.db import Database
 from trust.errors import TrustError
+from trust.keys import configure_sm2_backend
 from trust.settings import Settings, get_settings
 
 log = logging.getLogger("trust.api")
@@ -35,6 +37,7 @@ def create_app(
     coordination: Coordination | None = None,
     audit: AuditSink | None = None,
     auth: AuthService | None = None,
+    keystore: KeyStore | None = None,
 ) -> FastAPI:
     """The application; any service passed in is used as is (and not closed on shutdown)."""
     settings = settings or get_settings()
@@ -45,12 +48,17 @@ def create_app(
         coordination=coordination,
         audit=audit,
         auth=auth,
+        keystore=keystore,
     )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         try:
             await run_in_threadpool(migrations.check_current, services.database)
+            # Process-wide and once: which SM2 engine keys use when a call names none.
+            configure_sm2_backend(settings.sm2_backend, settings.libcrypto_path)
+            # Built now so that a missing or unreadable master key stops the start.
+            await run_in_threadpool(services.keystore)
         except TrustError as exc:
             log.error("refusing to start: %s", exc.detail)
             raise
@@ -80,5 +88,6 @@ def create_app(
     app.include_router(operations.router)
     app.include_router(tokens.router)
     app.include_router(algorithms.router)
+    app.include_router(keys.router)
     install_openapi(app, settings)
     return app

@@ -8,6 +8,7 @@ below, which also work with ``app.dependency_overrides``.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated
@@ -15,6 +16,7 @@ from typing import Annotated
 from fastapi import Depends
 from starlette.requests import Request
 
+from keystore import KeyStore, build_keystore
 from trust.audit import AuditLog
 from trust.auth import AuditSink, AuthService
 from trust.clock import Clock, SystemClock
@@ -33,6 +35,27 @@ class Services:
     auth: AuthService
     # Closers of what build_services made itself; what was passed in stays open.
     _closers: list[Callable[[], None]] = field(default_factory=list, repr=False)
+    _keystore: KeyStore | None = field(default=None, repr=False)
+    _keystore_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def keystore(self) -> KeyStore:
+        """The key store, built on first use (the lifespan builds it at start-up, so a
+        missing master key stops the server there; apps that never start it, such as
+        tests without a master key, still serve every other route)."""
+        built = self._keystore
+        if built is not None:  # the per-request path takes no lock
+            return built
+        with self._keystore_lock:
+            if self._keystore is None:
+                self._keystore = build_keystore(
+                    self.settings,
+                    self.database,
+                    clock=self.clock,
+                    audit=self.audit,
+                    coordination=self.coordination,
+                )
+                self._closers.append(self._keystore.close)
+            return self._keystore
 
     def close(self) -> None:
         for close in reversed(self._closers):
@@ -48,6 +71,7 @@ def build_services(
     coordination: Coordination | None = None,
     audit: AuditSink | None = None,
     auth: AuthService | None = None,
+    keystore: KeyStore | None = None,
 ) -> Services:
     closers: list[Callable[[], None]] = []
     clock = clock or SystemClock()
@@ -62,7 +86,7 @@ def build_services(
         # hash chain, and no signed checkpoints are written from here.
         audit = AuditLog(database, clock, checkpoint_every=settings.audit_checkpoint_every)
     auth = auth or AuthService(database, clock, audit)
-    return Services(settings, database, clock, coordination, audit, auth, closers)
+    return Services(settings, database, clock, coordination, audit, auth, closers, keystore)
 
 
 def get_services(request: Request) -> Services:
@@ -95,9 +119,14 @@ def get_auth(request: Request) -> AuthService:
     return get_services(request).auth
 
 
+def get_keystore(request: Request) -> KeyStore:
+    return get_services(request).keystore()
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 DatabaseDep = Annotated[Database, Depends(get_database)]
 ClockDep = Annotated[Clock, Depends(get_clock)]
 CoordinationDep = Annotated[Coordination, Depends(get_coordination)]
 AuditDep = Annotated[AuditSink, Depends(get_audit)]
 AuthDep = Annotated[AuthService, Depends(get_auth)]
+KeyStoreDep = Annotated[KeyStore, Depends(get_keystore)]

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from keystore.kek.local import create_local_master_key
 from trust import migrations
 from trust.auth import AuthService, Grant, Role
 from trust.clock import FakeClock
@@ -38,6 +39,8 @@ class ApiEnv:
 
 def make_env(tmp_path: Path, database_url: str | None = None, **settings: Any) -> ApiEnv:
     config = Settings(var_dir=tmp_path / "var", database_url=database_url, **settings)
+    if config.master_key is None and not config.effective_master_key_file.exists():
+        create_local_master_key(config.effective_master_key_file)  # as trustctl init does
     db = Database(config.effective_database_url)
     migrations.upgrade(db)
     clock = FakeClock()
