@@ -6,18 +6,21 @@ from typing import Annotated
 
 import typer
 
-from api.cli import audit, status, tokens
+from api.cli import audit, keys, status, tokens
 from trust.settings import get_settings
 
 app = typer.Typer(help="Administer the trust service.", no_args_is_help=True)
 app.add_typer(audit.app, name="audit")
 app.add_typer(tokens.app, name="tokens")
+app.add_typer(keys.app, name="keys")
 app.command()(status.status)
 
 
 @app.command()
 def init() -> None:
-    """Create the embedded store under var/ and the first admin token (idempotent)."""
+    """Create the embedded store under var/, the local master key (unless TRUST_MASTER_KEY
+    is set or an HSM holds it) and the first admin token (idempotent)."""
+    from keystore.kek.local import create_local_master_key
     from trust import migrations
     from trust.audit import AuditLog
     from trust.auth import AuthService
@@ -28,7 +31,13 @@ def init() -> None:
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.effective_database_url)
     token_file = settings.var_dir / "admin.token"
+    key_file = settings.effective_master_key_file
+    make_key = (
+        settings.kek_provider == "local" and settings.master_key is None and not key_file.exists()
+    )
     try:
+        if make_key:
+            create_local_master_key(key_file)
         migrations.upgrade(db)
         clock = SystemClock()
         audit_log = AuditLog(db, clock, checkpoint_every=settings.audit_checkpoint_every)
@@ -36,6 +45,8 @@ def init() -> None:
     finally:
         db.dispose()
     typer.echo(f"initialised {settings.var_dir} (database {db.dialect}, schema up to date)")
+    if make_key:
+        typer.echo(f"master key written to {key_file} (mode 0600); back it up, keep it secret")
     # Only the file's path is printed: the token must not end up in terminal scrollback or CI logs.
     if created:
         typer.echo(
