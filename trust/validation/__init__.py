@@ -1,0 +1,76 @@
+"""Certificate path validation (RFC 5280, SM2 included), ETSI EN 319 102-1 validation
+reports, SM2 diagnostics and the GM/T 0029 verification functions built on them.
+
+Modules: ``sm2_validator`` (SM3withSM2 plug-in for pyhanko-certvalidator), ``path``
+(``PathValidator``), ``report`` (pydantic report model and ``combine``), ``diagnostics``
+(hints after an SM2 failure), ``render`` (text), ``verify`` (``verify_raw_signature``,
+``validate_certificate``), ``certs`` (parsing and certificate summaries).
+"""
+
+from __future__ import annotations
+
+from trust.validation.diagnostics import (
+    CiphertextForm,
+    HintCode,
+    SignatureEncoding,
+    diagnose_sm2_ciphertext,
+    diagnose_sm2_signature,
+)
+from trust.validation.path import (
+    PathFailure,
+    PathRequest,
+    PathResult,
+    PathValidator,
+    RevocationMode,
+)
+from trust.validation.render import render_text
+from trust.validation.report import (
+    SCHEMA_VERSION,
+    CertificateInfo,
+    Check,
+    CheckName,
+    CheckStatus,
+    Finding,
+    Indication,
+    RevocationEvidence,
+    SubIndication,
+    TimeSource,
+    TimestampInfo,
+    ValidatedObject,
+    ValidationReport,
+    combine,
+)
+from trust.validation.sm2_validator import SM2SignatureValidator
+from trust.validation.verify import VerifyLevel, validate_certificate, verify_raw_signature
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "CertificateInfo",
+    "Check",
+    "CheckName",
+    "CheckStatus",
+    "CiphertextForm",
+    "Finding",
+    "HintCode",
+    "Indication",
+    "PathFailure",
+    "PathRequest",
+    "PathResult",
+    "PathValidator",
+    "RevocationEvidence",
+    "RevocationMode",
+    "SM2SignatureValidator",
+    "SignatureEncoding",
+    "SubIndication",
+    "TimeSource",
+    "TimestampInfo",
+    "ValidatedObject",
+    "ValidationReport",
+    "VerifyLevel",
+    "combine",
+    "diagnose_sm2_ciphertext",
+    "diagnose_sm2_signature",
+    "render_text",
+    "validate_certificate",
+    "verify_raw_signature",
+]
