@@ -16,6 +16,8 @@ from typing import Annotated
 from fastapi import Depends
 from starlette.requests import Request
 
+from ca.keystore_source import build_certificate_authority
+from ca.service import CertificateAuthority
 from keystore import KeyStore, build_keystore
 from trust.audit import AuditLog
 from trust.auth import AuditSink, AuthService
@@ -37,6 +39,8 @@ class Services:
     _closers: list[Callable[[], None]] = field(default_factory=list, repr=False)
     _keystore: KeyStore | None = field(default=None, repr=False)
     _keystore_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _ca: CertificateAuthority | None = field(default=None, repr=False)
+    _ca_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def keystore(self) -> KeyStore:
         """The key store, built on first use (the lifespan builds it at start-up, so a
@@ -56,6 +60,19 @@ class Services:
                 )
                 self._closers.append(self._keystore.close)
             return self._keystore
+
+    def ca(self) -> CertificateAuthority:
+        """The certificate authority over the key store, built on first use; one per app
+        so its OCSP response cache and responder lock are shared by all requests."""
+        built = self._ca
+        if built is not None:
+            return built
+        with self._ca_lock:
+            if self._ca is None:
+                self._ca = build_certificate_authority(
+                    self.settings, self.database, self.keystore(), self.clock, self.audit
+                )
+            return self._ca
 
     def close(self) -> None:
         for close in reversed(self._closers):
@@ -123,6 +140,10 @@ def get_keystore(request: Request) -> KeyStore:
     return get_services(request).keystore()
 
 
+def get_ca(request: Request) -> CertificateAuthority:
+    return get_services(request).ca()
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 DatabaseDep = Annotated[Database, Depends(get_database)]
 ClockDep = Annotated[Clock, Depends(get_clock)]
@@ -130,3 +151,4 @@ CoordinationDep = Annotated[Coordination, Depends(get_coordination)]
 AuditDep = Annotated[AuditSink, Depends(get_audit)]
 AuthDep = Annotated[AuthService, Depends(get_auth)]
 KeyStoreDep = Annotated[KeyStore, Depends(get_keystore)]
+CaDep = Annotated[CertificateAuthority, Depends(get_ca)]

@@ -7,13 +7,22 @@ every certificate, CRL and OCSP signature.
 
 from __future__ import annotations
 
+from ca.service import SYSTEM_ACTOR, CertificateAuthority
+from ca.store import SqlCertificateStore
 from keystore.model import ALGORITHM_OF, Actor, GenerateRequest, Purpose
 from keystore.service import KeyStore
+from trust.auth import AuditSink
+from trust.clock import Clock
+from trust.db import Database
 from trust.errors import UnsupportedAlgorithm
 from trust.keys import KeyAlgorithm, SignatureScheme
+from trust.settings import Settings
 
 # The key store has no OCSP purpose; a responder key is an ordinary signing key.
 _PURPOSES = {"ca": Purpose.CA, "ocsp": Purpose.SIGN}
+# One principal for every process (API workers, trustctl): the CA keys it generates are
+# owned by it, so each process must act under the same id to sign with them.
+CA_ACTOR = Actor(SYSTEM_ACTOR, frozenset({"key_admin"}))
 
 
 class KeystoreSigner:
@@ -61,3 +70,12 @@ class KeystoreKeySource:
 
     def signer(self, key_id: str) -> KeystoreSigner:
         return KeystoreSigner(self._keystore, self._actor, key_id)
+
+
+def build_certificate_authority(
+    settings: Settings, db: Database, keystore: KeyStore, clock: Clock, audit: AuditSink
+) -> CertificateAuthority:
+    """The production CA: SQL certificate store, keys in ``keystore``, operations audited."""
+    return CertificateAuthority.from_settings(
+        SqlCertificateStore(db), KeystoreKeySource(keystore, CA_ACTOR), clock, settings, audit
+    )

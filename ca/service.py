@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import secrets
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 from asn1crypto import x509
 
@@ -29,13 +30,18 @@ from ca.ocsp import OcspResponder, Responder
 from ca.profiles import get_profile
 from ca.signer import CaKeySource
 from ca.store import ISSUED, RESERVED, AuthorityRecord, CertificateRecord, CertificateStore
+from trust.auth import AuditSink
 from trust.clock import Clock
-from trust.errors import BadRequest, CaNameTaken, CaUnusable
+from trust.errors import BadRequest, CaNameTaken, CaUnusable, TrustError
 from trust.keys import KeyAlgorithm
 from trust.settings import Settings
 
 # A responder certificate is replaced once less than this share of its life is left.
 _OCSP_RENEW_FRACTION = 3
+# Who the audit log names when no caller is given (start-up, OCSP-driven work).
+SYSTEM_ACTOR = "ca-service"
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -129,10 +135,12 @@ class CertificateAuthority:
         *,
         crl_validity: timedelta = timedelta(hours=24),
         ocsp_cache_seconds: float = 300.0,
+        audit: AuditSink | None = None,
     ) -> None:
         self._store = store
         self._keys = keys
         self._clock = clock
+        self._audit = audit
         self._crl_validity = crl_validity
         self._issuer = Issuer(store, keys, clock, urls)
         self._revoker = Revoker(store, clock)
@@ -143,7 +151,12 @@ class CertificateAuthority:
 
     @classmethod
     def from_settings(
-        cls, store: CertificateStore, keys: CaKeySource, clock: Clock, settings: Settings
+        cls,
+        store: CertificateStore,
+        keys: CaKeySource,
+        clock: Clock,
+        settings: Settings,
+        audit: AuditSink | None = None,
     ) -> CertificateAuthority:
         return cls(
             store,
@@ -152,11 +165,47 @@ class CertificateAuthority:
             CaUrls.from_settings(settings),
             crl_validity=timedelta(hours=settings.ca_crl_validity_hours),
             ocsp_cache_seconds=settings.ca_ocsp_cache_seconds,
+            audit=audit,
         )
+
+    def _audited(
+        self,
+        actor: str,
+        action: str,
+        target: str | None,
+        run: Callable[[], _T],
+        details: Callable[[_T], Mapping[str, Any]],
+    ) -> _T:
+        """Run one state-changing operation and record it, refusals included (with their
+        code), so the log shows every attempt to issue or revoke, not just successes."""
+        if self._audit is None:
+            return run()
+        try:
+            result = run()
+        except TrustError as exc:
+            self._audit.append(
+                actor, action, target=target, outcome="failure", details={"code": exc.code}
+            )
+            raise
+        self._audit.append(actor, action, target=target, details=details(result))
+        return result
 
     # --- CAs -----------------------------------------------------------------------
 
-    def create_ca(self, request: CreateCaRequest) -> CaInfo:
+    def create_ca(self, request: CreateCaRequest, *, actor: str = SYSTEM_ACTOR) -> CaInfo:
+        return self._audited(
+            actor,
+            "ca.create",
+            request.name,
+            lambda: self._create_ca(request),
+            lambda info: {
+                "ca_id": info.id,
+                "algorithm": info.algorithm,
+                "parent_id": info.parent_id,
+            },
+        )
+
+    def _create_ca(self, request: CreateCaRequest) -> CaInfo:
         algorithm = KeyAlgorithm(request.algorithm)
         parent = None
         if request.parent_id is not None:
@@ -216,15 +265,27 @@ class CertificateAuthority:
 
     # --- certificates ----------------------------------------------------------------
 
-    def issue(self, request: IssueRequest) -> IssueResult:
-        return self._issuer.issue(request)
-
-    def renew(self, serial_hex: str, validity_days: int | None = None) -> IssueResult:
-        """A new certificate for the same key, subject, names and profile."""
-        record, cert = self._issued(serial_hex)
-        return self._issuer.issue(
-            self._successor(record, cert, cert.public_key.dump(), None, validity_days)
+    def issue(self, request: IssueRequest, *, actor: str = SYSTEM_ACTOR) -> IssueResult:
+        return self._audited(
+            actor,
+            "certificate.issue",
+            request.ca_id,
+            lambda: self._issuer.issue(request),
+            _issued_details,
         )
+
+    def renew(
+        self, serial_hex: str, validity_days: int | None = None, *, actor: str = SYSTEM_ACTOR
+    ) -> IssueResult:
+        """A new certificate for the same key, subject, names and profile."""
+
+        def run() -> IssueResult:
+            record, cert = self._issued(serial_hex)
+            return self._issuer.issue(
+                self._successor(record, cert, cert.public_key.dump(), None, validity_days)
+            )
+
+        return self._audited(actor, "certificate.renew", serial_hex, run, _issued_details)
 
     def rekey(
         self,
@@ -233,13 +294,18 @@ class CertificateAuthority:
         csr: bytes | None = None,
         public_key: bytes | None = None,
         validity_days: int | None = None,
+        actor: str = SYSTEM_ACTOR,
     ) -> IssueResult:
         """A new certificate for a new key (from ``csr``, proof of possession checked, or
         ``public_key``), keeping the old certificate's subject, names and profile."""
-        record, cert = self._issued(serial_hex)
-        if public_key is not None and csr is not None:
-            raise BadRequest("give a certificate request or a public key, not both")
-        return self._issuer.issue(self._successor(record, cert, public_key, csr, validity_days))
+
+        def run() -> IssueResult:
+            record, cert = self._issued(serial_hex)
+            if public_key is not None and csr is not None:
+                raise BadRequest("give a certificate request or a public key, not both")
+            return self._issuer.issue(self._successor(record, cert, public_key, csr, validity_days))
+
+        return self._audited(actor, "certificate.rekey", serial_hex, run, _issued_details)
 
     def _issued(self, serial_hex: str) -> tuple[CertificateRecord, x509.Certificate]:
         record = self._store.get(parse_serial_hex(serial_hex))
@@ -295,29 +361,49 @@ class CertificateAuthority:
     # --- revocation, CRL, OCSP ----------------------------------------------------------
 
     def revoke(
-        self, serial_hex: str, reason: RevocationReason | str = RevocationReason.UNSPECIFIED
+        self,
+        serial_hex: str,
+        reason: RevocationReason | str = RevocationReason.UNSPECIFIED,
+        *,
+        actor: str = SYSTEM_ACTOR,
     ) -> CertificateInfo:
-        if not isinstance(reason, RevocationReason):
-            reason = RevocationReason.parse(reason)
-        before = self._store.get(parse_serial_hex(serial_hex))
-        record = self._revoker.revoke(before.serial, reason)
-        if record != before:
-            self._crl_stale(record.ca_id)
-        return _certificate_info(record)
+        def run() -> CertificateInfo:
+            parsed = (
+                reason if isinstance(reason, RevocationReason) else RevocationReason.parse(reason)
+            )
+            before = self._store.get(parse_serial_hex(serial_hex))
+            record = self._revoker.revoke(before.serial, parsed)
+            if record != before:
+                self._crl_stale(record.ca_id)
+            return _certificate_info(record)
 
-    def release_hold(self, serial_hex: str) -> CertificateInfo:
-        before = self._store.get(parse_serial_hex(serial_hex))
-        record = self._revoker.release_hold(before.serial)
-        if record != before:
-            self._crl_stale(record.ca_id)
-        return _certificate_info(record)
+        return self._audited(actor, "certificate.revoke", serial_hex, run, _status_details)
+
+    def release_hold(self, serial_hex: str, *, actor: str = SYSTEM_ACTOR) -> CertificateInfo:
+        def run() -> CertificateInfo:
+            before = self._store.get(parse_serial_hex(serial_hex))
+            record = self._revoker.release_hold(before.serial)
+            if record != before:
+                self._crl_stale(record.ca_id)
+            return _certificate_info(record)
+
+        return self._audited(actor, "certificate.release_hold", serial_hex, run, _status_details)
 
     def _crl_stale(self, ca_id: str) -> None:
         # The next current_crl() makes a fresh CRL instead of serving the stored one.
         self._store.update_authority(ca_id, crl_next_update=None)
 
-    def crl(self, ca_id: str) -> CrlResult:
+    def crl(self, ca_id: str, *, actor: str = SYSTEM_ACTOR) -> CrlResult:
         """A new full CRL for ``ca_id``, numbered, stored and returned."""
+        return self._audited(
+            actor,
+            "crl.issue",
+            ca_id,
+            lambda: self._new_crl(ca_id),
+            lambda crl: {"number": crl.number, "next_update": crl.next_update.isoformat()},
+        )
+
+    def _new_crl(self, ca_id: str) -> CrlResult:
         ca = self._store.get_authority(ca_id)
         number = self._store.next_crl_number(ca_id)
         result = build_crl(
@@ -383,6 +469,13 @@ class CertificateAuthority:
             ca = self._store.update_authority(
                 ca.id, ocsp_key_id=signer.key_id, ocsp_certificate=result.certificate_der
             )
+            if self._audit is not None:
+                self._audit.append(
+                    SYSTEM_ACTOR,
+                    "ca.ocsp_responder",
+                    target=ca.id,
+                    details={"serial_hex": result.serial_hex, "key_id": signer.key_id},
+                )
             return self._responder(ca)
 
     def _responder(self, ca: AuthorityRecord) -> Responder:
@@ -394,6 +487,18 @@ class CertificateAuthority:
             signer=self._keys.signer(ca.ocsp_key_id),
             signer_certificate=x509.Certificate.load(ca.ocsp_certificate),
         )
+
+
+def _issued_details(result: IssueResult) -> Mapping[str, Any]:
+    return {
+        "serial_hex": result.serial_hex,
+        "profile": result.profile,
+        "not_after": result.not_after.isoformat(),
+    }
+
+
+def _status_details(info: CertificateInfo) -> Mapping[str, Any]:
+    return {"status": info.status, "reason": info.revocation_reason}
 
 
 def ensure_default_hierarchy(ca: CertificateAuthority, settings: Settings) -> list[CaInfo]:
