@@ -129,7 +129,7 @@ def served(
         "TRUST_REDIS_PREFIX": f"test-{uuid.uuid4().hex[:8]}:",
         "TRUST_LOG_LEVEL": "WARNING",
     }
-    subprocess.run([trustctl, "init"], env=env, check=True, capture_output=True, timeout=60)
+    subprocess.run([trustctl, "init"], env=env, check=True, capture_output=True, timeout=180)
     token = (tmp_path / "var" / "admin.token").read_text().strip()
     port = _free_port()
     log = (tmp_path / "serve.log").open("wb")
@@ -143,7 +143,7 @@ def served(
     base = f"http://127.0.0.1:{port}"
     db = Database(postgres_url)
     try:
-        deadline = time.monotonic() + 45
+        deadline = time.monotonic() + 120  # generous: a loaded 2-core CI box
         while True:
             try:
                 if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
@@ -151,7 +151,7 @@ def served(
             except httpx.TransportError:
                 pass
             assert server.poll() is None, (tmp_path / "serve.log").read_text()
-            assert time.monotonic() < deadline, "server did not become ready"
+            assert time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
             time.sleep(0.2)
         yield base, token, db
     finally:
