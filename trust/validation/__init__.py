@@ -4,11 +4,12 @@ reports, SM2 diagnostics and the GM/T 0029 verification functions built on them.
 Modules: ``sm2_validator`` (SM3withSM2 plug-in for pyhanko-certvalidator), ``path``
 (``PathValidator``), ``report`` (pydantic report model and ``combine``), ``diagnostics``
 (hints after an SM2 failure), ``render`` (text), ``verify`` (``verify_raw_signature``,
-``validate_certificate``), ``certs`` (parsing and certificate summaries).
+``validate_certificate``), ``cms_report`` (``verify_cms``), ``certs`` (parsing and certificate summaries).
 """
 
 from __future__ import annotations
 
+from trust.validation.cms_report import CmsCheck, verify_cms
 from trust.validation.diagnostics import (
     CiphertextForm,
     HintCode,
@@ -50,6 +51,7 @@ __all__ = [
     "CheckName",
     "CheckStatus",
     "CiphertextForm",
+    "CmsCheck",
     "Finding",
     "HintCode",
     "Indication",
@@ -72,5 +74,6 @@ __all__ = [
     "diagnose_sm2_signature",
     "render_text",
     "validate_certificate",
+    "verify_cms",
     "verify_raw_signature",
 ]

@@ -1,0 +1,368 @@
+"""GM/T 0029 VerifySignedMessage: a CMS SignedData (RFC 5652, GM/T 0010) as a validation
+report.
+
+``verify_cms`` parses the SignedData (``trust.cms.verify``), then reports on its first
+SignerInfo: structure, messageDigest, signature (with SM2 diagnostics on failure), the
+signer certificate, the ESS signingCertificate(V2) binding and the signer's certificate
+path at the validation time. Further signers are named in a warning, not validated.
+
+Malformed input is a report, not an exception: TOTAL_FAILED/FORMAT_FAILURE with every
+other check not performed, so a caller (the HTTP API) can answer every CMS it is given
+with a report. Parsing is bounded (``trust.cms.asn1``), so garbage fails fast.
+
+Times: ``at`` is a proven time the caller vouches for (e.g. a verified timestamp's
+genTime); without it the path is validated now. A signature timestamp inside the CMS is
+not verified yet (no timestamp verifier exists here), so it is listed as a check not
+performed and the time stays "now". The signingTime attribute is the signer's own claim:
+reported, never used to pass.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Sequence
+from datetime import datetime
+from enum import StrEnum
+
+from asn1crypto import cms, core, x509
+
+from trust.clock import Clock, SystemClock
+from trust.cms.algorithms import DIGEST_OIDS, digest
+from trust.cms.verify import SignerResult, load_content_info, verify_signed_data
+from trust.errors import MalformedASN1, TrustError
+from trust.keys import SM2PublicKey, load_public_key
+from trust.sm2.backend import DEFAULT_SIGNER_ID, SM2Backend
+from trust.validation.certs import (
+    CertificateInput,
+    CrlInput,
+    OcspInput,
+    certificate_info,
+    load_certificate,
+)
+from trust.validation.diagnostics import diagnose_sm2_signature
+from trust.validation.path import PathRequest, PathValidator, RevocationMode
+from trust.validation.report import (
+    CertificateInfo,
+    Check,
+    CheckName,
+    CheckStatus,
+    Finding,
+    RevocationEvidence,
+    SubIndication,
+    TimeSource,
+    ValidatedObject,
+    ValidationReport,
+)
+from trust.validation.verify import (
+    _SIGNING_USAGES,
+    _chain_hints,
+    _key_usage_check,
+    _other_sm2_keys,
+)
+
+
+class CmsCheck(StrEnum):
+    """CMS-specific check names, alongside ``CheckName``."""
+
+    MESSAGE_DIGEST = "message_digest"
+    SIGNER_CERTIFICATE = "signer_certificate"
+    SIGNING_CERTIFICATE_ATTRIBUTE = "signing_certificate_attribute"
+    TIMESTAMP = "timestamp"
+
+
+_AFTER_FORMAT = (
+    CmsCheck.MESSAGE_DIGEST,
+    CheckName.SIGNATURE,
+    CmsCheck.SIGNER_CERTIFICATE,
+    CmsCheck.SIGNING_CERTIFICATE_ATTRIBUTE,
+    CheckName.CERTIFICATE_CHAIN,
+    CheckName.CERTIFICATE_VALIDITY,
+    CheckName.REVOCATION,
+    CheckName.KEY_USAGE,
+    CmsCheck.TIMESTAMP,
+)
+
+
+def verify_cms(
+    cms_der: bytes,
+    data: bytes | None = None,
+    *,
+    anchors: Sequence[CertificateInput] = (),
+    intermediates: Sequence[CertificateInput] = (),
+    at: datetime | None = None,
+    crls: Sequence[CrlInput] = (),
+    ocsps: Sequence[OcspInput] = (),
+    revocation_mode: RevocationMode = RevocationMode.SOFT_FAIL,
+    clock: Clock | None = None,
+    sm2_backend: SM2Backend | None = None,
+) -> ValidationReport:
+    """VerifySignedMessage: ``data`` is the detached content (or, for an attached CMS,
+    content that must equal the encapsulated one). ``intermediates`` add to the
+    certificates the CMS carries."""
+    clock = clock or SystemClock()
+    validation_time = at if at is not None else clock.now()
+    time_source = TimeSource.PROVEN if at is not None else TimeSource.CURRENT
+    extra = [load_certificate(c) for c in intermediates]
+    try:
+        parsed = verify_signed_data(cms_der, content=data, extra_certificates=extra)
+        signer_info = load_content_info(cms_der)["content"]["signer_infos"][0]
+    except MalformedASN1 as exc:
+        return _format_failure(exc.detail, validation_time, time_source)
+    except IndexError:  # parses, but nobody signed it
+        return _format_failure("the SignedData has no SignerInfo", validation_time, time_source)
+
+    signer, cert = parsed.signers[0], parsed.signers[0].certificate
+    pool = [*parsed.certificates, *extra]
+    signature_check, hints = _signature_check(signer, parsed.content, [*pool, *anchors])
+    checks = [
+        _format_check(parsed.content_info_type, parsed.content_type, parsed.detached, signer),
+        _digest_check(signer, parsed.content, parsed.problems),
+        signature_check,
+        _identity_check(signer),
+        _ess_check(signer),
+    ]
+    warnings: list[Finding] = []
+    chain: tuple[CertificateInfo, ...] = ()
+    revocation: tuple[RevocationEvidence, ...] = ()
+    if cert is None:
+        checks += [_skipped(name, "no signer certificate to validate") for name in _PATH_CHECKS]
+    else:
+        path = PathValidator(anchors, clock=clock, sm2_backend=sm2_backend).validate(
+            PathRequest(
+                certificate=cert,
+                intermediates=pool,
+                at=at,
+                crls=crls,
+                ocsps=ocsps,
+                revocation_mode=revocation_mode,
+                for_signature=True,
+            )
+        )
+        checks += path.checks()
+        checks.append(_key_usage_check(cert, _SIGNING_USAGES, any_of=True))
+        hints += _chain_hints(path, [*pool, *anchors], sm2_backend)
+        warnings += path.warnings
+        warnings += _validity_warnings(cert, validation_time, signer.signing_time)
+        chain, revocation = path.chain, path.revocation
+    checks.append(_timestamp_check(signer_info))
+    if len(parsed.signers) > 1:
+        warnings.append(
+            Finding(
+                code="cms.additional_signers",
+                message=f"{len(parsed.signers) - 1} further signer(s) not covered by this report",
+            )
+        )
+    return ValidationReport.build(
+        validated_object=ValidatedObject.CMS_SIGNATURE,
+        checks=checks,
+        validation_time=validation_time,
+        time_source=time_source,
+        signer=certificate_info(cert) if cert is not None else None,
+        claimed_signing_time=signer.signing_time,
+        proven_signing_time=at,
+        chain=chain,
+        revocation=revocation,
+        warnings=tuple(warnings),
+        hints=tuple(hints),
+    )
+
+
+_PATH_CHECKS = (
+    CheckName.CERTIFICATE_CHAIN,
+    CheckName.CERTIFICATE_VALIDITY,
+    CheckName.REVOCATION,
+    CheckName.KEY_USAGE,
+)
+
+
+def _check(name: str, status: CheckStatus, message: str, sub: SubIndication | None = None) -> Check:
+    return Check(name=name, status=status, sub_indication=sub, message=message)
+
+
+def _skipped(name: str, reason: str) -> Check:
+    return _check(name, CheckStatus.NOT_PERFORMED, reason)
+
+
+def _format_failure(detail: str, when: datetime, source: TimeSource) -> ValidationReport:
+    reason = "not performed: the input is not a well-formed CMS SignedData"
+    return ValidationReport.build(
+        validated_object=ValidatedObject.CMS_SIGNATURE,
+        checks=[
+            _check(CheckName.FORMAT, CheckStatus.FAILED, detail, SubIndication.FORMAT_FAILURE),
+            *(_skipped(name, reason) for name in _AFTER_FORMAT),
+        ],
+        validation_time=when,
+        time_source=source,
+    )
+
+
+def _format_check(info_type: str, content_type: str, detached: bool, signer: SignerResult) -> Check:
+    # trust.cms.verify words every structural problem of the signed attributes this way.
+    bad = [p for p in signer.problems if p.startswith("signed attribute ")]
+    if bad:
+        return _check(
+            CheckName.FORMAT, CheckStatus.FAILED, "; ".join(bad), SubIndication.FORMAT_FAILURE
+        )
+    form = "detached" if detached else "attached"
+    return _check(
+        CheckName.FORMAT,
+        CheckStatus.PASSED,
+        f"CMS SignedData ({info_type}), {form} content of type {content_type}",
+    )
+
+
+def _digest_check(
+    signer: SignerResult, content: bytes | None, content_problems: Sequence[str]
+) -> Check:
+    name = CmsCheck.MESSAGE_DIGEST
+    if content_problems:
+        return _check(
+            name, CheckStatus.FAILED, "; ".join(content_problems), SubIndication.HASH_FAILURE
+        )
+    if signer.signed_attributes is None:
+        return _skipped(name, "no signed attributes: the signature covers the content itself")
+    if content is None:
+        return _check(
+            name,
+            CheckStatus.INDETERMINATE,
+            "detached content not supplied",
+            SubIndication.SIGNED_DATA_NOT_FOUND,
+        )
+    if signer.digest_algorithm not in DIGEST_OIDS:
+        return _check(
+            name,
+            CheckStatus.INDETERMINATE,
+            f"digest algorithm {signer.digest_algorithm} is not supported",
+            SubIndication.CRYPTO_CONSTRAINTS_FAILURE,
+        )
+    claimed = [
+        attr["values"][0].native
+        for attr in signer.signed_attributes
+        if attr["type"].native == "message_digest" and len(attr["values"]) == 1
+    ]
+    if not claimed:
+        return _check(
+            name,
+            CheckStatus.FAILED,
+            "no single-valued messageDigest signed attribute",
+            SubIndication.FORMAT_FAILURE,
+        )
+    if not hmac.compare_digest(claimed[0], digest(signer.digest_algorithm, content)):
+        return _check(
+            name,
+            CheckStatus.FAILED,
+            f"the {signer.digest_algorithm} digest of the content differs from messageDigest",
+            SubIndication.HASH_FAILURE,
+        )
+    return _check(
+        name, CheckStatus.PASSED, f"messageDigest matches the {signer.digest_algorithm} digest"
+    )
+
+
+def _signature_check(
+    signer: SignerResult, content: bytes | None, others: Sequence[x509.Certificate]
+) -> tuple[Check, list[Finding]]:
+    name = CheckName.SIGNATURE
+    covered = "the signed attributes" if signer.signed_attributes is not None else "the content"
+    if signer.signature_ok:
+        return _check(name, CheckStatus.PASSED, f"signature verifies over {covered}"), []
+    if signer.certificate is None:
+        return _skipped(name, "no signer certificate, so no key to verify with"), []
+    message = (
+        # The signature covers the attributes as a DER SET OF, not as the [0] field.
+        b"\x31" + signer.signed_attributes.dump()[1:]
+        if signer.signed_attributes is not None
+        else content
+    )
+    if message is None:
+        return _skipped(name, "detached content not supplied"), []
+    problems = "; ".join(p for p in signer.problems if not p.startswith("signed attribute "))
+    if "not supported" in problems:
+        sub = SubIndication.CRYPTO_CONSTRAINTS_FAILURE
+        return _check(name, CheckStatus.INDETERMINATE, problems, sub), []
+    failed = _check(name, CheckStatus.FAILED, problems, SubIndication.SIG_CRYPTO_FAILURE)
+    try:
+        key = load_public_key(signer.certificate.public_key.dump())
+    except TrustError:
+        return failed, []
+    if not isinstance(key, SM2PublicKey):
+        return failed, []
+    hints = diagnose_sm2_signature(
+        key,
+        signer.signature,
+        message=message,
+        signer_id=DEFAULT_SIGNER_ID,
+        other_keys=_other_sm2_keys(others, key.backend, exclude=key),
+    )
+    return failed, list(hints)
+
+
+def _identity_check(signer: SignerResult) -> Check:
+    name = CmsCheck.SIGNER_CERTIFICATE
+    if signer.certificate is None:
+        return _check(
+            name,
+            CheckStatus.INDETERMINATE,
+            "the certificate named by the SignerIdentifier is neither in the CMS nor supplied",
+            SubIndication.NO_SIGNING_CERTIFICATE_FOUND,
+        )
+    subject = certificate_info(signer.certificate).subject
+    return _check(name, CheckStatus.PASSED, f"signer certificate found: {subject}")
+
+
+def _ess_check(signer: SignerResult) -> Check:
+    name = CmsCheck.SIGNING_CERTIFICATE_ATTRIBUTE
+    if signer.ess_certificate_ok is None:
+        return _skipped(name, "no ESS signingCertificate(V2) attribute binds the certificate")
+    if signer.certificate is None:
+        return _skipped(name, "no signer certificate to compare with")
+    if signer.ess_certificate_ok:
+        return _check(
+            name, CheckStatus.PASSED, "ESS signingCertificate(V2) names the signer certificate"
+        )
+    return _check(
+        name,
+        CheckStatus.INDETERMINATE,
+        "ESS signingCertificate(V2) names another certificate than the signer's",
+        SubIndication.NO_SIGNING_CERTIFICATE_FOUND,
+    )
+
+
+def _timestamp_check(signer_info: cms.SignerInfo) -> Check:
+    unsigned = signer_info["unsigned_attrs"]
+    stamped = not isinstance(unsigned, core.Void) and any(
+        attr["type"].native == "signature_time_stamp_token" for attr in unsigned
+    )
+    if stamped:
+        return _skipped(
+            CmsCheck.TIMESTAMP,
+            "a signature timestamp is present but timestamp verification is not available "
+            "yet: the signature was validated without its proof of existence",
+        )
+    return _skipped(CmsCheck.TIMESTAMP, "no signature timestamp")
+
+
+def _validity_warnings(
+    cert: x509.Certificate, when: datetime, claimed: datetime | None
+) -> list[Finding]:
+    """Expiry made visible even when the path check stopped before validity (no chain)."""
+    validity = cert["tbs_certificate"]["validity"]
+    start, end = validity["not_before"].native, validity["not_after"].native
+    span = f"{start.isoformat()} to {end.isoformat()}"
+    found = []
+    if not start <= when <= end:
+        found.append(
+            Finding(
+                code="signer_certificate.outside_validity",
+                message=f"the signer certificate is valid {span}, not at {when.isoformat()}",
+            )
+        )
+    if claimed is not None and not start <= claimed <= end:
+        found.append(
+            Finding(
+                code="signing_time.outside_validity",
+                message=f"the claimed signing time {claimed.isoformat()} is outside the "
+                f"signer certificate's validity {span}",
+            )
+        )
+    return found
