@@ -4,7 +4,8 @@ reports, SM2 diagnostics and the GM/T 0029 verification functions built on them.
 Modules: ``sm2_validator`` (SM3withSM2 plug-in for pyhanko-certvalidator), ``path``
 (``PathValidator``), ``report`` (pydantic report model and ``combine``), ``diagnostics``
 (hints after an SM2 failure), ``render`` (text), ``verify`` (``verify_raw_signature``,
-``validate_certificate``), ``cms_report`` (``verify_cms``), ``certs`` (parsing and certificate summaries).
+``validate_certificate``), ``cms_report`` (``verify_cms``), ``certs`` (parsing and
+certificate summaries).
 """
 
 from __future__ import annotations
