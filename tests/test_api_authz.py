@@ -25,6 +25,12 @@ PUBLIC = {
     ("GET", "/readyz"),
     ("GET", "/metrics"),
     ("GET", "/v1/algorithms"),
+    # What relying parties fetch: CA certificates (AIA caIssuers), CRLs, OCSP.
+    ("GET", "/v1/cas/{ca_id}/certificate"),
+    ("GET", "/v1/cas/{ca_id}/chain"),
+    ("GET", "/crl/{ca_id}.crl"),
+    ("POST", "/ocsp"),
+    ("GET", "/ocsp/{request_b64}"),
 }
 
 

@@ -1,0 +1,553 @@
+"""Certificate authority: CAs, profiles, issuance, revocation, CRLs and OCSP.
+
+Management and issuance need ``ca_operator``. What relying parties fetch without an
+account is public: CA certificates and chains (the AIA caIssuers target), CRLs (the
+CRL distribution point) and OCSP (RFC 6960, POST and GET). The CA service audits every
+state change under the caller's actor.
+"""
+
+from __future__ import annotations
+
+import binascii
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from urllib.parse import unquote
+
+from asn1crypto import crl as asn1_crl
+from fastapi import APIRouter, Path, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import CaDep, ClockDep
+from api.errors import problem_responses
+from api.security import public, require
+from ca.certs import certificate_pem
+from ca.crl import RevocationReason
+from ca.issue import IssueRequest, IssueResult
+from ca.profiles import Profile, list_profiles
+from ca.service import CaInfo, CertificateInfo, CreateCaRequest
+from trust.auth import Principal, Role
+from trust.errors import MalformedEncoding, UnsupportedMediaType
+from trust.keys import KeyAlgorithm
+
+router = APIRouter(tags=["ca"])
+
+Operator = Annotated[Principal, require(Role.ca_operator)]
+
+CaId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$", examples=["ca_5f0c2e4a9b1d7c3e"])]
+SerialHex = Annotated[
+    str, Path(pattern=r"^[0-9A-Fa-f:]{1,64}$", examples=["4a1f9c0e7d2b6a385c1e0f9d"])
+]
+
+PKIX_CERT = "application/pkix-cert"
+PKIX_CRL = "application/pkix-crl"
+OCSP_REQUEST = "application/ocsp-request"
+OCSP_RESPONSE = "application/ocsp-response"
+
+_CA_ID = "ca_5f0c2e4a9b1d7c3e"
+_SERIAL = "4a1f9c0e7d2b6a385c1e0f9d"
+_PEM = "-----BEGIN CERTIFICATE-----\nMIIB...\n-----END CERTIFICATE-----\n"
+_CSR = "-----BEGIN CERTIFICATE REQUEST-----\nMIIB...\n-----END CERTIFICATE REQUEST-----\n"
+
+
+class PemResponse(Response):
+    media_type = "application/x-pem-file"
+
+
+# --- models -------------------------------------------------------------------------
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Subject = Annotated[
+    dict[str, str],
+    Field(
+        description="attribute -> value; short (CN, O, C) or asn1crypto names (common_name)",
+        max_length=20,
+    ),
+]
+
+
+class CreateCaBody(_Request):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "Example SM2 Root CA",
+                    "subject": {"C": "CN", "O": "Example", "CN": "Example SM2 Root CA"},
+                    "key_algorithm": "sm2",
+                    "validity_days": 7300,
+                },
+                {
+                    "name": "Example SM2 Issuing CA",
+                    "key_algorithm": "sm2",
+                    "parent_ca_id": _CA_ID,
+                },
+            ]
+        }
+    )
+
+    name: Name
+    subject: Subject | None = Field(None, description="default C=CN, O=<organization>, CN=name")
+    key_algorithm: KeyAlgorithm = KeyAlgorithm.SM2
+    parent_ca_id: str | None = Field(None, description="omit for a self-signed root")
+    validity_days: int | None = Field(None, ge=1, le=30 * 366, description="default: profile's")
+
+
+class CaModel(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": _CA_ID,
+                    "name": "Example SM2 Root CA",
+                    "parent_id": None,
+                    "algorithm": "sm2",
+                    "key_id": "key_5f0c2e4a9b1d7c3e8f6a0b2d",
+                    "serial_hex": _SERIAL,
+                    "subject": "C=CN, O=Example, CN=Example SM2 Root CA",
+                    "not_before": "2026-01-01T00:00:00Z",
+                    "not_after": "2046-01-01T00:00:00Z",
+                    "certificate_pem": _PEM,
+                }
+            ]
+        }
+    )
+
+    id: str
+    name: str
+    parent_id: str | None
+    algorithm: str
+    key_id: str
+    serial_hex: str
+    subject: str
+    not_before: datetime
+    not_after: datetime
+    certificate_pem: str
+
+    @classmethod
+    def of(cls, info: CaInfo) -> CaModel:
+        return cls(**info.__dict__)
+
+
+class CaList(BaseModel):
+    cas: list[CaModel]
+
+
+class ProfileModel(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "person",
+                    "version": 1,
+                    "description": "natural person signing certificate",
+                    "key_usage": ["digital_signature", "non_repudiation"],
+                    "extended_key_usage": [],
+                    "key_algorithms": ["ecdsa-p256", "sm2"],
+                    "max_validity_days": 1095,
+                    "default_validity_days": 365,
+                    "required_subject": ["common_name"],
+                    "san_allowed": ["email"],
+                    "san_required": False,
+                    "is_ca": False,
+                }
+            ]
+        }
+    )
+
+    name: str
+    version: int
+    description: str
+    key_usage: list[str]
+    extended_key_usage: list[str]
+    key_algorithms: list[str]
+    max_validity_days: int
+    default_validity_days: int
+    required_subject: list[str]
+    san_allowed: list[str]
+    san_required: bool
+    is_ca: bool
+
+    @classmethod
+    def of(cls, p: Profile) -> ProfileModel:
+        return cls(
+            name=p.name,
+            version=p.version,
+            description=p.description,
+            key_usage=sorted(p.key_usage),
+            extended_key_usage=list(p.extended_key_usage),
+            key_algorithms=sorted(p.key_algorithms),
+            max_validity_days=p.max_validity.days,
+            default_validity_days=p.default_validity.days,
+            required_subject=sorted(p.required_subject),
+            san_allowed=sorted(p.san_allowed),
+            san_required=p.san_required,
+            is_ca=p.is_ca,
+        )
+
+
+class ProfileList(BaseModel):
+    profiles: list[ProfileModel]
+
+
+class IssueBody(_Request):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"csr_pem": _CSR, "profile": "person"},
+                {
+                    "csr_pem": _CSR,
+                    "profile": "server",
+                    "subject": {"CN": "www.example.cn", "O": "Example"},
+                    "san": ["dns:www.example.cn"],
+                    "validity_days": 365,
+                },
+            ]
+        }
+    )
+
+    csr_pem: Annotated[str, StringConstraints(min_length=1, max_length=64 * 1024)] = Field(
+        description="PKCS#10 request, PEM; its signature (proof of possession) is checked"
+    )
+    profile: Name
+    subject: Subject | None = Field(None, description="replaces the subject the CSR asks for")
+    san: list[Annotated[str, StringConstraints(max_length=300)]] | None = Field(
+        None, max_length=100, description="kind:value (dns:, ip:, email:); replaces the CSR's"
+    )
+    validity_days: int | None = Field(None, ge=1, le=30 * 366)
+
+
+class IssueResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "serial_hex": _SERIAL,
+                    "certificate_pem": _PEM,
+                    "chain_pem": _PEM + _PEM,
+                    "not_before": "2026-01-01T00:00:00Z",
+                    "not_after": "2027-01-01T00:00:00Z",
+                }
+            ]
+        }
+    )
+
+    serial_hex: str
+    certificate_pem: str
+    chain_pem: str = Field(description="issuing CA first, root last")
+    not_before: datetime
+    not_after: datetime
+
+    @classmethod
+    def of(cls, result: IssueResult) -> IssueResponse:
+        return cls(
+            serial_hex=result.serial_hex,
+            certificate_pem=result.certificate_pem,
+            chain_pem=result.chain_pem,
+            not_before=result.not_before,
+            not_after=result.not_after,
+        )
+
+
+_CERT_EXAMPLE: dict[str, Any] = {
+    "serial_hex": _SERIAL,
+    "ca_id": _CA_ID,
+    "status": "revoked",
+    "profile": "person",
+    "subject": "CN=张三",
+    "not_before": "2026-01-01T00:00:00Z",
+    "not_after": "2027-01-01T00:00:00Z",
+    "revoked_at": "2026-03-01T08:00:00Z",
+    "revocation_reason": "key_compromise",
+    "replaces": None,
+    "certificate_pem": _PEM,
+}
+
+
+class CertificateModel(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [_CERT_EXAMPLE]})
+
+    serial_hex: str
+    ca_id: str
+    status: Literal["reserved", "good", "on_hold", "revoked"]
+    profile: str
+    subject: str
+    not_before: datetime
+    not_after: datetime
+    revoked_at: datetime | None
+    revocation_reason: str | None
+    replaces: str | None = Field(description="serial of the certificate this one renews")
+    certificate_pem: str | None = Field(description="null while only reserved")
+
+    @classmethod
+    def of(cls, info: CertificateInfo) -> CertificateModel:
+        return cls(**info.__dict__)
+
+
+class CertificateList(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"certificates": [_CERT_EXAMPLE], "offset": 0, "next_offset": None}]
+        }
+    )
+
+    certificates: list[CertificateModel]
+    offset: int
+    next_offset: int | None = Field(description="offset of the next page; null on the last")
+
+
+class RevokeBody(_Request):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"reason": "key_compromise"}, {"reason": "certificate_hold"}]
+        }
+    )
+
+    reason: RevocationReason = RevocationReason.UNSPECIFIED
+
+
+# --- CAs and profiles -----------------------------------------------------------------
+
+
+@router.post(
+    "/v1/cas",
+    status_code=201,
+    response_model=CaModel,
+    summary="Create a root CA, or an issuing CA under a root",
+    responses=problem_responses(400, 404, 409),
+)
+async def create_ca(
+    body: CreateCaBody, principal: Operator, ca: CaDep, response: Response
+) -> CaModel:
+    request = CreateCaRequest(
+        name=body.name,
+        algorithm=body.key_algorithm,
+        parent_id=body.parent_ca_id,
+        subject=body.subject,
+        validity_days=body.validity_days,
+    )
+    info = await run_in_threadpool(lambda: ca.create_ca(request, actor=principal.actor))
+    response.headers["Location"] = f"/v1/cas/{info.id}"
+    return CaModel.of(info)
+
+
+@router.get("/v1/cas", response_model=CaList, summary="List CAs")
+async def list_cas(_: Operator, ca: CaDep) -> CaList:
+    return CaList(cas=[CaModel.of(i) for i in await run_in_threadpool(ca.list_cas)])
+
+
+@router.get(
+    "/v1/cas/{ca_id}", response_model=CaModel, summary="Show a CA", responses=problem_responses(404)
+)
+async def get_ca(ca_id: CaId, _: Operator, ca: CaDep) -> CaModel:
+    return CaModel.of(await run_in_threadpool(ca.get_ca, ca_id))
+
+
+@router.get(
+    "/v1/cas/{ca_id}/certificate",
+    response_class=PemResponse,
+    dependencies=[public()],
+    summary="The CA's certificate: PEM, or DER with Accept: application/pkix-cert",
+    responses={
+        200: {
+            "content": {
+                PemResponse.media_type: {"example": _PEM},
+                PKIX_CERT: {"schema": {"type": "string", "format": "binary"}},
+            }
+        },
+        **problem_responses(404),
+    },
+)
+async def ca_certificate(ca_id: CaId, request: Request, ca: CaDep) -> Response:
+    # The AIA caIssuers extension points here, and RFC 5280 §4.2.2.1 clients want DER.
+    der = (await run_in_threadpool(ca.chain, ca_id))[0]
+    if PKIX_CERT in request.headers.get("accept", ""):
+        return Response(der, media_type=PKIX_CERT)
+    return PemResponse(certificate_pem(der))
+
+
+@router.get(
+    "/v1/cas/{ca_id}/chain",
+    response_class=PemResponse,
+    dependencies=[public()],
+    summary="The CA's certificate and its issuers up to the root, PEM, the CA's own first",
+    responses={
+        200: {"content": {PemResponse.media_type: {"example": _PEM + _PEM}}},
+        **problem_responses(404),
+    },
+)
+async def ca_chain(ca_id: CaId, ca: CaDep) -> PemResponse:
+    chain = await run_in_threadpool(ca.chain, ca_id)
+    return PemResponse("".join(certificate_pem(der) for der in chain))
+
+
+@router.get("/v1/profiles", response_model=ProfileList, summary="Certificate profiles")
+async def profiles(_: Operator) -> ProfileList:
+    return ProfileList(profiles=[ProfileModel.of(p) for p in list_profiles()])
+
+
+# --- certificates ---------------------------------------------------------------------
+
+
+@router.post(
+    "/v1/cas/{ca_id}/certificates",
+    status_code=201,
+    response_model=IssueResponse,
+    summary="Issue a certificate from a PKCS#10 request under a profile",
+    responses=problem_responses(400, 404, 409),
+)
+async def issue(
+    ca_id: CaId, body: IssueBody, principal: Operator, ca: CaDep, response: Response
+) -> IssueResponse:
+    request = IssueRequest(
+        ca_id=ca_id,
+        profile=body.profile,
+        csr=body.csr_pem.encode("utf-8"),
+        subject=body.subject,
+        san=body.san,
+        validity_days=body.validity_days,
+    )
+    result = await run_in_threadpool(lambda: ca.issue(request, actor=principal.actor))
+    response.headers["Location"] = f"/v1/certificates/{result.serial_hex}"
+    return IssueResponse.of(result)
+
+
+@router.get(
+    "/v1/certificates/{serial_hex}",
+    response_model=CertificateModel,
+    summary="Show a certificate and its status",
+    responses=problem_responses(400, 404),
+)
+async def get_certificate(serial_hex: SerialHex, _: Operator, ca: CaDep) -> CertificateModel:
+    return CertificateModel.of(await run_in_threadpool(ca.get_certificate, serial_hex))
+
+
+@router.get(
+    "/v1/certificates",
+    response_model=CertificateList,
+    summary="Find certificates (oldest first, paged)",
+)
+async def list_certificates(
+    _: Operator,
+    ca: CaDep,
+    subject: Annotated[
+        str | None, Query(max_length=200, description="substring, case-insensitive")
+    ] = None,
+    status: Annotated[Literal["good", "revoked", "reserved"] | None, Query()] = None,
+    profile: Annotated[str | None, Query(max_length=200)] = None,
+    ca_id: Annotated[str | None, Query(max_length=64)] = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> CertificateList:
+    # One more than asked says whether another page exists.
+    infos = await run_in_threadpool(
+        lambda: ca.list_certificates(
+            ca_id=ca_id,
+            subject=subject,
+            status=status,
+            profile=profile,
+            offset=offset,
+            limit=limit + 1,
+        )
+    )
+    return CertificateList(
+        certificates=[CertificateModel.of(i) for i in infos[:limit]],
+        offset=offset,
+        next_offset=offset + limit if len(infos) > limit else None,
+    )
+
+
+@router.post(
+    "/v1/certificates/{serial_hex}/revoke",
+    response_model=CertificateModel,
+    summary="Revoke a certificate (certificate_hold suspends it until released)",
+    responses=problem_responses(400, 404, 409),
+)
+async def revoke(
+    serial_hex: SerialHex, body: RevokeBody, principal: Operator, ca: CaDep
+) -> CertificateModel:
+    info = await run_in_threadpool(
+        lambda: ca.revoke(serial_hex, body.reason, actor=principal.actor)
+    )
+    return CertificateModel.of(info)
+
+
+@router.post(
+    "/v1/certificates/{serial_hex}/release-hold",
+    response_model=CertificateModel,
+    summary="Release a certificate from hold",
+    responses=problem_responses(400, 404, 409),
+)
+async def release_hold(serial_hex: SerialHex, principal: Operator, ca: CaDep) -> CertificateModel:
+    info = await run_in_threadpool(lambda: ca.release_hold(serial_hex, actor=principal.actor))
+    return CertificateModel.of(info)
+
+
+# --- CRL and OCSP (public) ------------------------------------------------------------
+
+
+@router.get(
+    "/crl/{ca_id}.crl",
+    dependencies=[public()],
+    response_class=Response,
+    summary="The CA's current full CRL (DER); cacheable until its nextUpdate",
+    responses={
+        200: {"content": {PKIX_CRL: {"schema": {"type": "string", "format": "binary"}}}},
+        **problem_responses(404),
+    },
+)
+async def get_crl(ca_id: CaId, ca: CaDep, clock: ClockDep) -> Response:
+    der = await run_in_threadpool(ca.current_crl, ca_id)
+    next_update = asn1_crl.CertificateList.load(der)["tbs_cert_list"]["next_update"].native
+    max_age = max(0, int((next_update - clock.now()).total_seconds()))
+    return Response(der, media_type=PKIX_CRL, headers={"Cache-Control": f"max-age={max_age}"})
+
+
+_OCSP_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "an OCSPResponse; malformed requests get status malformedRequest "
+        "(RFC 6960 §2.3), unknown issuers unauthorized",
+        "content": {OCSP_RESPONSE: {"schema": {"type": "string", "format": "binary"}}},
+    },
+    **problem_responses(400, 415),
+}
+
+
+@router.post(
+    "/ocsp",
+    dependencies=[public()],
+    response_class=Response,
+    summary="OCSP (RFC 6960) over POST",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {OCSP_REQUEST: {"schema": {"type": "string", "format": "binary"}}},
+        }
+    },
+    responses=_OCSP_RESPONSES,
+)
+async def ocsp_post(request: Request, ca: CaDep) -> Response:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != OCSP_REQUEST:
+        raise UnsupportedMediaType(f"send the OCSP request as {OCSP_REQUEST}")
+    der = await request.body()
+    return Response(await run_in_threadpool(ca.ocsp, der), media_type=OCSP_RESPONSE)
+
+
+@router.get(
+    "/ocsp/{request_b64:path}",
+    dependencies=[public()],
+    response_class=Response,
+    summary="OCSP (RFC 6960 Appendix A) over GET: the DER request base64, URL-encoded",
+    responses=_OCSP_RESPONSES,
+)
+async def ocsp_get(request_b64: str, ca: CaDep) -> Response:
+    try:
+        der = binascii.a2b_base64(unquote(request_b64).encode("ascii"), strict_mode=True)
+    except ValueError:  # binascii.Error and UnicodeEncodeError are ValueErrors
+        raise MalformedEncoding("the OCSP request in the URL is not base64") from None
+    return Response(await run_in_threadpool(ca.ocsp, der), media_type=OCSP_RESPONSE)
