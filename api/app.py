@@ -15,7 +15,7 @@ from api.deps import build_services
 from api.idempotency import IdempotencyMiddleware
 from api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from api.openapi import install_openapi
-from api.routers import algorithms, ca, keys, operations, tokens
+from api.routers import algorithms, ca, keys, operations, tokens, verify
 from keystore import KeyStore
 from trust import migrations
 from trust.auth import AuditSink, AuthService
@@ -90,5 +90,6 @@ def create_app(
     app.include_router(algorithms.router)
     app.include_router(keys.router)
     app.include_router(ca.router)
+    app.include_router(verify.router)
     install_openapi(app, settings)
     return app

@@ -62,6 +62,13 @@ def _demo_router() -> APIRouter:
 
 
 DEMO_PUBLIC_WHEN_SET = {("POST", "/v1/demo/verify")}
+# Verification (api/routers/verify.py): public while public_verify, else the verifier role.
+VERIFY_PUBLIC_WHEN_SET = {
+    ("POST", "/v1/verify/signature"),
+    ("POST", "/v1/verify/cms"),
+    ("POST", "/v1/verify/certificate"),
+    ("POST", "/v1/certificates:parse"),
+}
 
 
 @pytest.fixture(params=[True, False], ids=["public_verify", "private_verify"])
@@ -105,7 +112,7 @@ def test_every_route_has_one_rule_and_public_routes_are_declared(env: ApiEnv) ->
     public = {(m, p) for m, p, rule in matrix if rule.public or rule.operations}
     assert public == PUBLIC
     conditional = {(m, p) for m, p, rule in matrix if rule.public_setting}
-    assert conditional == DEMO_PUBLIC_WHEN_SET
+    assert conditional == DEMO_PUBLIC_WHEN_SET | VERIFY_PUBLIC_WHEN_SET
 
 
 def test_role_matrix(env: ApiEnv) -> None:

@@ -105,6 +105,10 @@ class Settings(BaseSettings):
     ca_default_ecdsa_issuing_name: str = "Trust Service ECDSA Issuing CA"
     ca_default_organization: str = "Trust Service"
 
+    # --- verification ---
+    # External root certificates (PEM or DER files) trusted besides the service's own CAs.
+    trust_anchor_files: list[Path] = Field(default_factory=list)
+
     # --- logging ---
     log_level: str = "INFO"
     access_log: bool = True
