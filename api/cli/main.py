@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from api.cli import audit, keys, status, tokens
+from api.cli import audit, keys, status, tokens, verify
 from trust.settings import get_settings
 
 app = typer.Typer(help="Administer the trust service.", no_args_is_help=True)
@@ -14,6 +14,7 @@ app.add_typer(audit.app, name="audit")
 app.add_typer(tokens.app, name="tokens")
 app.add_typer(keys.app, name="keys")
 app.command()(status.status)
+app.command()(verify.verify)
 
 
 @app.command()
