@@ -60,12 +60,12 @@ def listed(cli: CliRunner) -> list[dict[str, Any]]:
 
 
 def test_init_creates_the_master_key_once(cli: CliRunner, tmp_path: Path) -> None:
-    out = run(cli, "init").stdout
+    out = run(cli, "init", "--no-default-ca").stdout
     key_file = tmp_path / "var" / "master.key"
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     secret = key_file.read_text().strip()
     assert str(key_file) in out and secret not in out
-    out = run(cli, "init").stdout
+    out = run(cli, "init", "--no-default-ca").stdout
     assert "master key" not in out and key_file.read_text().strip() == secret
 
 
@@ -74,13 +74,13 @@ def test_init_makes_no_key_file_when_the_key_is_in_the_environment(
 ) -> None:
     monkeypatch.setenv("TRUST_MASTER_KEY", os.urandom(16).hex())
     get_settings.cache_clear()
-    run(cli, "init")
+    run(cli, "init", "--no-default-ca")
     assert not (tmp_path / "var" / "master.key").exists()
     assert create(cli)["state"] == "active"
 
 
 def test_key_lifecycle(cli: CliRunner, tmp_path: Path) -> None:
-    run(cli, "init")
+    run(cli, "init", "--no-default-ca")
     key = create(cli)
     ecdsa = create(cli, "ECDSA-P256")
     create(cli, "SM4", "encrypt")
@@ -112,7 +112,7 @@ def test_key_lifecycle(cli: CliRunner, tmp_path: Path) -> None:
 
 
 def test_destroy_asks_first(cli: CliRunner) -> None:
-    run(cli, "init")
+    run(cli, "init", "--no-default-ca")
     key = create(cli)
     run(cli, "keys", "destroy", key["id"], code=1, input="n\n")
 
@@ -135,7 +135,7 @@ def _sign_with_store(var: Path, key_id: str) -> None:
 def test_backup_restore_into_a_fresh_store(
     cli: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    run(cli, "init")
+    run(cli, "init", "--no-default-ca")
     keys = [create(cli), create(cli, "RSA-2048"), create(cli, "SM4", "encrypt")]
     run(cli, "keys", "rotate", keys[0]["id"])
     before = listed(cli)
@@ -149,7 +149,7 @@ def test_backup_restore_into_a_fresh_store(
     run(cli, "keys", "backup", str(bundle), "--passphrase-file", str(pass_file), code=2)
 
     use_var(monkeypatch, tmp_path / "fresh")
-    run(cli, "init")
+    run(cli, "init", "--no-default-ca")
     monkeypatch.setenv("BACKUP_PASS", "wrong passphrase, long enough")
     wrong = run(cli, "keys", "restore", str(bundle), "--passphrase-env", "BACKUP_PASS", code=2)
     assert "backup_passphrase_invalid" in wrong.stderr
@@ -167,7 +167,7 @@ def test_backup_restore_into_a_fresh_store(
 
 
 def test_rotate_master_shows_progress_and_keys_still_sign(cli: CliRunner, tmp_path: Path) -> None:
-    run(cli, "init")
+    run(cli, "init", "--no-default-ca")
     keys = [create(cli) for _ in range(5)]
     run(cli, "keys", "rotate", keys[0]["id"])  # 6 data keys in all
     var = tmp_path / "var"

@@ -6,21 +6,27 @@ from typing import Annotated
 
 import typer
 
-from api.cli import audit, keys, status, tokens, verify
+from api.cli import audit, ca, keys, status, tokens, verify
 from trust.settings import get_settings
 
 app = typer.Typer(help="Administer the trust service.", no_args_is_help=True)
 app.add_typer(audit.app, name="audit")
 app.add_typer(tokens.app, name="tokens")
 app.add_typer(keys.app, name="keys")
+app.add_typer(ca.app, name="ca")
 app.command()(status.status)
 app.command()(verify.verify)
 
 
 @app.command()
-def init() -> None:
+def init(
+    no_default_ca: Annotated[
+        bool, typer.Option("--no-default-ca", help="do not create the default CA hierarchies")
+    ] = False,
+) -> None:
     """Create the embedded store under var/, the local master key (unless TRUST_MASTER_KEY
-    is set or an HSM holds it) and the first admin token (idempotent)."""
+    is set or an HSM holds it), the first admin token and the default SM2 and ECDSA CA
+    hierarchies (idempotent)."""
     from keystore.kek.local import create_local_master_key
     from trust import migrations
     from trust.audit import AuditLog
@@ -56,6 +62,8 @@ def init() -> None:
         )
     else:
         typer.echo("an admin token already exists; no new one created")
+    if not no_default_ca:
+        ca.ensure_default_cas()
 
 
 @app.command()
