@@ -82,6 +82,32 @@ _EXAMPLE_SIGNATURE = (
     "TNWp5bRvmvU="
 )
 
+# A report as /v1/verify/cms returns it for input that is not a CMS (abridged checks).
+_REPORT_EXAMPLE: dict[str, Any] = {
+    "schema_version": "1",
+    "validated_object": "cms_signature",
+    "indication": "TOTAL_FAILED",
+    "sub_indication": "FORMAT_FAILURE",
+    "validation_time": "2026-01-01T00:00:00Z",
+    "time_source": "current",
+    "checks": [
+        {
+            "name": "format",
+            "status": "failed",
+            "sub_indication": "FORMAT_FAILURE",
+            "message": "CMS ContentInfo does not parse",
+        },
+        {
+            "name": "signature",
+            "status": "not_performed",
+            "message": "not performed: the input is not a well-formed CMS SignedData",
+        },
+    ],
+}
+_REPORT_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/json": {"example": _REPORT_EXAMPLE}}}
+}
+
 CertificatePem = Annotated[
     str, Field(min_length=1, max_length=65536, description="one certificate, PEM")
 ]
@@ -154,6 +180,33 @@ class ParseCertificateRequest(_Request):
 class CertificateFields(BaseModel):
     """ParseCert: the fields of a certificate, nothing verified."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "version": "v3",
+                    "subject": "emailAddress=ca@sm2,CN=SM2 certificate signing key,O=SM2-CA",
+                    "issuer": "emailAddress=ca@sm2,CN=SM2 certificate signing key,O=SM2-CA",
+                    "serial": "5c049c38ab88c1c9ddce858331ef6049f50c8b5f",
+                    "not_before": "2023-04-25T06:51:56Z",
+                    "not_after": "2050-09-10T06:51:56Z",
+                    "signature_algorithm": "sm3_sm2 (1.2.156.10197.1.501)",
+                    "public_key_algorithm": "sm2 (1.2.156.10197.1.301)",
+                    "curve": "sm2p256v1 (1.2.156.10197.1.301)",
+                    "key_usage": ["crl_sign", "key_cert_sign"],
+                    "extended_key_usage": [],
+                    "subject_alt_names": [],
+                    "ca": True,
+                    "subject_key_identifier": "3e3b1c13aa541857472d8d5bca8d6c6dfa5db293",
+                    "authority_key_identifier": "3e3b1c13aa541857472d8d5bca8d6c6dfa5db293",
+                    "sha256_fingerprint": (
+                        "15905d494b12ca56ea4c752cd711fb334e50a30514f21495fd869fd150b53d1b"
+                    ),
+                }
+            ]
+        }
+    )
+
     version: str
     subject: str
     issuer: str
@@ -195,6 +248,7 @@ def _anchors(services: Services) -> tuple[list[x509.Certificate], list[x509.Cert
 @router.post(
     "/verify/signature",
     response_model=ValidationReport,
+    responses=_REPORT_RESPONSE,
     summary="Verify a raw signature under a certificate (GM/T 0029 VerifySignedData)",
 )
 def verify_signature(body: VerifySignatureRequest, services: ServicesDep) -> ValidationReport:
@@ -218,6 +272,7 @@ def verify_signature(body: VerifySignatureRequest, services: ServicesDep) -> Val
 @router.post(
     "/verify/cms",
     response_model=ValidationReport,
+    responses=_REPORT_RESPONSE,
     summary="Verify a CMS SignedData (GM/T 0029 VerifySignedMessage)",
     description="A CMS that does not parse gives a 200 report TOTAL_FAILED/FORMAT_FAILURE.",
 )
@@ -236,6 +291,7 @@ def verify_cms_route(body: VerifyCmsRequest, services: ServicesDep) -> Validatio
 @router.post(
     "/verify/certificate",
     response_model=ValidationReport,
+    responses=_REPORT_RESPONSE,
     summary="Validate a certificate: chain, validity, revocation (GM/T 0029 ValidateCert)",
 )
 def verify_certificate(body: VerifyCertificateRequest, services: ServicesDep) -> ValidationReport:
