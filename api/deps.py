@@ -136,7 +136,9 @@ def get_auth(request: Request) -> AuthService:
     return get_services(request).auth
 
 
-def get_keystore(request: Request) -> KeyStore:
+async def get_keystore(request: Request) -> KeyStore:
+    # async: FastAPI runs a plain-def dependency on the thread pool, one more thread hop
+    # on the signing path; the store is built already (lifespan) so this does not block.
     return get_services(request).keystore()
 
 
