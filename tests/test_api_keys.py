@@ -528,3 +528,12 @@ def test_server_start_builds_the_keystore(tmp_path: Path) -> None:
     env = make_env(tmp_path / "ok")
     with TestClient(env.app) as client:
         assert client.get("/healthz").status_code == 200
+
+
+def test_openapi_examples_are_real() -> None:
+    """The documented SM2 example signature verifies with the documented public key."""
+    from api.routers import keys
+
+    public = load_public_key(keys._EXAMPLE_PEM.encode())
+    data = base64.b64decode(keys._EXAMPLE_DATA)
+    public.verify(base64.b64decode(keys._EXAMPLE_SIGNATURE), data)

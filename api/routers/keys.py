@@ -70,9 +70,15 @@ _EXAMPLE_PEM = (
     "-----END PUBLIC KEY-----\n"
 )
 _EXAMPLE_SIGNATURE = (
-    "MEUCICUrWyYNXg5sq24oNata7CCTGjUw6iSi0GgvVMxUUmuoAiEAi5D40Ury3cnf81x6N4ymyuWPQfRv8yYkTNWp5bRvmvU="
+    "MEUCICUrWyYNXg5sq24oNata7CCTGjUw6iSi0GgvVMxUUmuoAiEA"
+    "i5D40Ury3cnf81x6N4ymyuWPQfRv8yYkTNWp5bRvmvU="
 )
 _EXAMPLE_DATA = "aGVsbG8gd29ybGQ="
+# "hello world" encrypted to that key (GM/T 0009 SM2Cipher DER).
+_EXAMPLE_CIPHERTEXT = (
+    "MHQCIQCEqWRPuFDsx/Zj4Y/YA2colBC+/c2UGCuYH9GVMk+huQIgAdbKTVsPUGGaGQaLOsoBhLChwa5EPWL3dxgP9Ipu"
+    "sjQEIGUPEeelhNo8wbH9HgW3FXOPzwyIKQK+NlLlnLdMXi2VBAvxlV9Ge4BlvpQ77A=="
+)
 
 
 def _decode_b64(value: object) -> bytes:
@@ -110,11 +116,13 @@ def _actor(principal: Principal, key_id: str | None = None) -> Actor:
     ``key_id``, or everywhere when no key is named), and ``key_id`` as a key grant when
     ``signer`` holds on it. ``admin`` is not passed on: it is not a key role."""
     admin = _holds(principal, Role.key_admin, key_id)
-    use = key_id is not None and _holds(principal, Role.signer, key_id)
+    grants = (
+        frozenset({key_id})
+        if key_id is not None and _holds(principal, Role.signer, key_id)
+        else frozenset()
+    )
     return Actor(
-        principal.actor,
-        frozenset({Role.key_admin.value}) if admin else frozenset(),
-        frozenset({key_id}) if use and key_id is not None else frozenset(),
+        principal.actor, frozenset({Role.key_admin.value}) if admin else frozenset(), grants
     )
 
 
@@ -391,7 +399,7 @@ class EncryptRequest(_Request):
 class EncryptResponse(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
-            "examples": [{"key_id": _EXAMPLE_ID, "ciphertext_b64": "MHwCIQC8...base64...=="}]
+            "examples": [{"key_id": _EXAMPLE_ID, "ciphertext_b64": _EXAMPLE_CIPHERTEXT}]
         }
     )
 
@@ -401,7 +409,7 @@ class EncryptResponse(BaseModel):
 
 class DecryptRequest(_Request):
     model_config = ConfigDict(
-        json_schema_extra={"examples": [{"ciphertext_b64": "MHwCIQC8lYH2kXo0Yl2pQ5xk8m3f0b9m"}]}
+        json_schema_extra={"examples": [{"ciphertext_b64": _EXAMPLE_CIPHERTEXT}]}
     )
 
     ciphertext_b64: Base64
