@@ -14,14 +14,13 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from api.cli.tokens import actor as cli_actor
-from api.routers.keys import KeyModel
 from keystore import (
     Actor,
     Algorithm,
@@ -34,6 +33,9 @@ from keystore import (
     restore_backup,
 )
 from trust.errors import TrustError
+
+if TYPE_CHECKING:
+    from api.routers.keys import KeyModel
 
 app = typer.Typer(
     help="Create and manage keys; back up and restore the key store; rotate the master key.",
@@ -156,12 +158,20 @@ def _read_passphrase(file: Path | None, env: str | None, *, confirm: bool) -> st
     return passphrase
 
 
+def _model(info: KeyInfo) -> KeyModel:
+    """The JSON shape of GET /v1/keys/{id}, so scripts read the CLI and the API alike."""
+    # Imported on use: the HTTP models load FastAPI, which `trustctl --help` need not.
+    from api.routers.keys import KeyModel
+
+    return KeyModel.of(info)
+
+
 def _show(info: KeyInfo, as_json: bool) -> None:
     if as_json:
-        typer.echo(json.dumps(KeyModel.of(info).model_dump(mode="json")))
+        typer.echo(json.dumps(_model(info).model_dump(mode="json")))
         return
     typer.echo(_line(info))
-    for v in KeyModel.of(info).versions:
+    for v in _model(info).versions:
         typer.echo(f"  version {v.version}  {v.state:9}  {v.fingerprint or '-'}")
 
 
@@ -195,7 +205,7 @@ def list_keys(as_json: JsonOpt = False) -> None:
     with key_store() as store:
         infos = store.list_keys(_actor())
     if as_json:
-        typer.echo(json.dumps({"keys": [KeyModel.of(i).model_dump(mode="json") for i in infos]}))
+        typer.echo(json.dumps({"keys": [_model(i).model_dump(mode="json") for i in infos]}))
         return
     for info in infos:
         typer.echo(_line(info))
