@@ -8,6 +8,14 @@ import os
 import pytest
 
 REQUIRE_SERVICES = os.environ.get("TRUST_TEST_REQUIRE_SERVICES") == "1"
+# The issues' full-size load figures (10,000 certificates, 10,000 keys rewrapped) take
+# minutes; the suite runs the same tests at a smaller size unless this is set.
+FULL_SCALE = os.environ.get("TRUST_TEST_FULL_SCALE") == "1"
+
+
+def scale(full: int, reduced: int) -> int:
+    """The size of a load test: ``full`` with TRUST_TEST_FULL_SCALE=1, else ``reduced``."""
+    return full if FULL_SCALE else reduced
 
 
 def need_service(name: str, reason: str) -> None:

@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from keystore import Algorithm, KekRing, RewrapProgress
 from keystore.kek.local import LocalKek
 from keystore.schema import keystore_version
+from tests.conftest import scale
 from tests.test_keystore import ADMIN, APP, open_env, request
 from trust.keys import load_public_key
 
@@ -100,7 +101,7 @@ def _under(db_url: str, kek_id: str) -> int:
 
 @pytest.mark.slow
 def test_master_key_rotation_10k_survives_sigkill(database_url: str) -> None:
-    count = 10_000 if database_url.startswith("sqlite") else 3_000
+    count = scale(10_000, 2_000) if database_url.startswith("sqlite") else scale(3_000, 1_000)
     old_key, new_key = os.urandom(16), os.urandom(16)
     old = LocalKek(old_key, source="old")
     new = LocalKek(new_key, source="new")
