@@ -38,7 +38,8 @@ class KeySigner:
         if certificate_public_key(certificate) != key.public_key():
             raise InvalidKey("the certificate is not for this key")
         self._key = key
-        self._certificate = certificate
+        # A parsed copy dumps its cached bytes; one built from values re-encodes every time.
+        self._certificate = x509.Certificate.load(certificate.dump())
 
     @property
     def algorithm(self) -> KeyAlgorithm:
