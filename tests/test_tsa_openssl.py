@@ -1,0 +1,88 @@
+"""The TSA against ``openssl ts``: its queries are answered, its -reply -text prints our
+replies, and its -verify accepts ECDSA tokens against the test root."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from asn1crypto import pem
+
+from tests.conftest import need_service
+from tests.tsa_support import authority, migrated, tsa_chain
+from timestamp import TimestampAuthority, parse_response, verify_token
+from trust.keys import KeyAlgorithm
+
+pytestmark = pytest.mark.openssl_cli
+DATA = b"a document to time-stamp\n"
+
+
+def openssl(*args: str | Path) -> subprocess.CompletedProcess[bytes]:
+    if shutil.which("openssl") is None:
+        need_service("openssl", "the openssl command line is not on PATH")
+    return subprocess.run(["openssl", *map(str, args)], capture_output=True, check=False)
+
+
+@pytest.fixture
+def tsa(sqlite_url: str) -> TimestampAuthority:
+    return authority(migrated(sqlite_url))
+
+
+def _query(tmp_path: Path, digest_flag: str) -> Path:
+    data = tmp_path / "data.bin"
+    data.write_bytes(DATA)
+    query = tmp_path / "query.tsq"
+    done = openssl("ts", "-query", "-data", data, digest_flag, "-cert", "-out", query)
+    assert done.returncode == 0, done.stderr.decode()
+    return query
+
+
+@pytest.mark.parametrize("digest_flag", ["-sm3", "-sha256"])
+@pytest.mark.parametrize("unit", ["sm2", "ecdsa"])
+def test_openssl_query_answered_and_printed(
+    tsa: TimestampAuthority, tmp_path: Path, unit: str, digest_flag: str
+) -> None:
+    query = _query(tmp_path, digest_flag)
+    reply = tmp_path / "reply.tsr"
+    reply.write_bytes(tsa.respond(query.read_bytes(), unit))
+    done = openssl("ts", "-reply", "-in", reply, "-text")
+    assert done.returncode == 0, done.stderr.decode()
+    text = done.stdout.decode()
+    assert "Status: Granted." in text
+    assert f"Hash Algorithm: {digest_flag[1:]}" in text
+    assert "Nonce: 0x" in text and "Ordering: no" in text
+    token = parse_response(reply.read_bytes()).token
+    assert token is not None
+    result = verify_token(token, data=DATA)
+    assert result.ok, result.problems
+
+
+@pytest.mark.parametrize("digest_flag", ["-sm3", "-sha256"])
+def test_openssl_verifies_ecdsa_tokens(
+    tsa: TimestampAuthority, tmp_path: Path, digest_flag: str
+) -> None:
+    root, leaf, _key = tsa_chain(KeyAlgorithm.ECDSA_P256)
+    (tmp_path / "root.pem").write_bytes(pem.armor("CERTIFICATE", root.dump()))
+    (tmp_path / "tsa.pem").write_bytes(pem.armor("CERTIFICATE", leaf.dump()))
+    query = _query(tmp_path, digest_flag)
+    reply = tmp_path / "reply.tsr"
+    reply.write_bytes(tsa.respond(query.read_bytes(), "ecdsa"))
+    common = ["ts", "-verify", "-in", reply, "-CAfile", tmp_path / "root.pem"]
+    done = openssl(*common, "-untrusted", tmp_path / "tsa.pem", "-data", tmp_path / "data.bin")
+    assert b"Verification: OK" in done.stdout, done.stderr.decode()
+    done = openssl(*common, "-queryfile", query)  # nonce and imprint against the query
+    assert b"Verification: OK" in done.stdout, done.stderr.decode()
+    (tmp_path / "other.bin").write_bytes(DATA + b"!")
+    done = openssl(*common, "-data", tmp_path / "other.bin")
+    assert b"Verification: OK" not in done.stdout
+
+
+def test_openssl_prints_a_rejection(tsa: TimestampAuthority, tmp_path: Path) -> None:
+    reply = tmp_path / "reply.tsr"
+    reply.write_bytes(tsa.respond(b"garbage"))
+    done = openssl("ts", "-reply", "-in", reply, "-text")
+    assert done.returncode == 0, done.stderr.decode()
+    assert "Status: Rejected." in done.stdout.decode()
+    assert "the data submitted has the wrong format" in done.stdout.decode()

@@ -1,0 +1,86 @@
+"""Shared pieces of the TSA tests: test chains with a timeStamping certificate, units, an
+authority on a migrated database, and requests built with asn1crypto."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from functools import cache
+
+from asn1crypto import algos, tsp, x509
+
+from tests.certs_helper import make_chain
+from timestamp import ClockHealth, SqlTokenLog, TimestampAuthority, TsaUnit
+from trust.clock import FakeClock
+from trust.cms import KeySigner
+from trust.cms.algorithms import DIGEST_OIDS, digest
+from trust.db import Database
+from trust.keys import KeyAlgorithm, PrivateKey
+from trust.migrations import upgrade
+
+SM2_POLICY = "1.2.156.112233.3.1"
+ECDSA_POLICY = "1.2.156.112233.3.2"
+OTHER_POLICY = "1.2.156.112233.3.9"
+START = datetime(2026, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
+
+
+@cache
+def tsa_chain(algorithm: KeyAlgorithm) -> tuple[x509.Certificate, x509.Certificate, PrivateKey]:
+    return make_chain(algorithm, extended_key_usage=("time_stamping",))
+
+
+def units() -> list[TsaUnit]:
+    sm2_root, sm2_cert, sm2_key = tsa_chain(KeyAlgorithm.SM2)
+    ec_root, ec_cert, ec_key = tsa_chain(KeyAlgorithm.ECDSA_P256)
+    return [
+        TsaUnit("sm2", KeySigner(sm2_key, sm2_cert), SM2_POLICY, chain=(sm2_root,)),
+        TsaUnit(
+            "ecdsa",
+            KeySigner(ec_key, ec_cert),
+            ECDSA_POLICY,
+            other_policies=frozenset({OTHER_POLICY}),
+            accuracy=timedelta(milliseconds=500),
+        ),
+    ]
+
+
+def migrated(url: str) -> Database:
+    db = Database(url)
+    upgrade(db)
+    return db
+
+
+def authority(
+    db: Database, clock: FakeClock | None = None, health: ClockHealth | None = None
+) -> TimestampAuthority:
+    return TimestampAuthority(units(), SqlTokenLog(db), clock or FakeClock(START), health)
+
+
+def request(
+    data: bytes = b"document",
+    hash_algorithm: str = "sha256",
+    *,
+    nonce: int | None = 0x1234567890ABCDEF,
+    cert_req: bool = True,
+    policy: str | None = None,
+    hash_oid: str | None = None,
+    hashed: bytes | None = None,
+    version: int = 1,
+    extensions: list[dict[str, object]] | None = None,
+) -> bytes:
+    fields: dict[str, object] = {
+        "version": version,
+        "message_imprint": {
+            "hash_algorithm": algos.DigestAlgorithm(
+                {"algorithm": hash_oid or DIGEST_OIDS[hash_algorithm]}
+            ),
+            "hashed_message": hashed if hashed is not None else digest(hash_algorithm, data),
+        },
+        "cert_req": cert_req,
+    }
+    if nonce is not None:
+        fields["nonce"] = nonce
+    if policy is not None:
+        fields["req_policy"] = policy
+    if extensions is not None:
+        fields["extensions"] = extensions
+    return tsp.TimeStampReq(fields).dump()

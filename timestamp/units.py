@@ -1,0 +1,74 @@
+"""TSA units (one key, certificate and policy each) and the clock-health hook.
+
+SM2 units sign with the ``GMT0033`` CMS profile: the token is an RFC 3161
+TimeStampToken (ContentInfo id-signedData, eContentType id-ct-TSTInfo; neither has a
+GM/T 0010 counterpart that RFC 3161 clients would accept), with the GM/T 0006 OIDs
+where GM/T 0010 names the algorithms: digest SM3 (1.2.156.10197.1.401) and the
+SignerInfo signature algorithm SM2-1 (1.2.156.10197.1.301.1). Verifiers here accept
+the GM/T 0010 content type and SM3withSM2 (.501) as well. Other units use RFC 5652.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Protocol
+
+from asn1crypto import x509
+
+from trust import oids
+from trust.cms import RFC5652, CmsProfile, CmsSigner
+from trust.cms.algorithms import PKCS7_DATA, PKCS7_SIGNED_DATA
+from trust.keys import KeyAlgorithm
+
+GMT0033 = CmsProfile("gmt0033", PKCS7_SIGNED_DATA, PKCS7_DATA, oids.SM2_SIGN)
+
+
+@dataclass(frozen=True)
+class TsaUnit:
+    """One time-stamping unit. ``policy`` is the default TSA policy OID; a request may
+    also name one of ``other_policies``. ``chain`` (issuer certificates) goes into the
+    token beside the unit certificate when the client sets certReq."""
+
+    name: str
+    signer: CmsSigner
+    policy: str
+    other_policies: frozenset[str] = frozenset()
+    accuracy: timedelta = timedelta(seconds=1)
+    chain: Sequence[x509.Certificate] = ()
+    profile: CmsProfile | None = field(default=None)  # None: GMT0033 for SM2, else RFC5652
+
+    @property
+    def policies(self) -> frozenset[str]:
+        return self.other_policies | {self.policy}
+
+    @property
+    def cms_profile(self) -> CmsProfile:
+        if self.profile is not None:
+            return self.profile
+        return GMT0033 if self.signer.algorithm is KeyAlgorithm.SM2 else RFC5652
+
+
+class ClockHealth(Protocol):
+    """Whether the clock is trustworthy now (NTP/PTP synchronised within the accuracy);
+    the operator wires it to their time-source monitoring."""
+
+    def synchronised(self) -> bool: ...
+
+
+class ManualClockHealth:
+    """A clock-health flag set by hand (operator switch, tests); synchronised by default."""
+
+    def __init__(self, synchronised: bool = True) -> None:
+        self._synchronised = synchronised
+        self._lock = threading.Lock()
+
+    def synchronised(self) -> bool:
+        with self._lock:
+            return self._synchronised
+
+    def set(self, synchronised: bool) -> None:
+        with self._lock:
+            self._synchronised = synchronised
