@@ -86,3 +86,32 @@ def test_openssl_prints_a_rejection(tsa: TimestampAuthority, tmp_path: Path) -> 
     assert done.returncode == 0, done.stderr.decode()
     assert "Status: Rejected." in done.stdout.decode()
     assert "the data submitted has the wrong format" in done.stdout.decode()
+
+
+@pytest.mark.parametrize("ess_alg", ["sha1", "sha256"])
+def test_we_verify_openssl_tokens(tmp_path: Path, ess_alg: str) -> None:
+    """An ``openssl ts -reply`` token: ESS signingCertificate (v1, SHA-1) or V2 (SHA-256)."""
+    _root, leaf, key = tsa_chain(KeyAlgorithm.ECDSA_P256)
+    (tmp_path / "tsa.pem").write_bytes(pem.armor("CERTIFICATE", leaf.dump()))
+    (tmp_path / "tsa.key").write_bytes(key.private_bytes_pkcs8(pem=True))
+    config = tmp_path / "tsa.cnf"
+    config.write_text(
+        "[ tsa ]\ndefault_tsa = unit\n[ unit ]\n"
+        f"serial = {tmp_path / 'serial'}\nsigner_digest = sha256\n"
+        "default_policy = 1.2.156.112233.3.7\ndigests = sha256, sm3\n"
+        "accuracy = secs:1, millisecs:500\nordering = yes\ntsa_name = yes\n"
+        f"ess_cert_id_alg = {ess_alg}\n"
+    )
+    query = _query(tmp_path, "-sha256")
+    reply = tmp_path / "reply.tsr"
+    done = openssl(
+        "ts", "-reply", "-config", config, "-queryfile", query,
+        "-signer", tmp_path / "tsa.pem", "-inkey", tmp_path / "tsa.key", "-out", reply,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr.decode()
+    token = parse_response(reply.read_bytes()).token
+    assert token is not None
+    result = verify_token(token, data=DATA)
+    assert result.ok, result.problems
+    assert result.ordering is True and result.policy == "1.2.156.112233.3.7"
+    assert not verify_token(token, data=DATA + b"!").ok

@@ -23,10 +23,12 @@ from timestamp import (
     SqlTokenLog,
     TimestampAuthority,
     TokenRecord,
+    TsaUnit,
     parse_response,
     verify_token,
 )
 from trust.clock import FakeClock
+from trust.cms import GMT0010, RFC5652, CmsProfile, KeySigner
 from trust.cms.algorithms import digest
 from trust.db import Database
 from trust.errors import (
@@ -251,3 +253,25 @@ def test_malformed_response_input() -> None:
 
     with pytest.raises(MalformedASN1):
         parse_response(b"\x30\x00")
+
+
+@pytest.mark.parametrize(
+    ("profile", "outer", "signature_oid"),
+    [
+        (GMT0010, "1.2.156.10197.6.1.4.2.2", "1.2.156.10197.1.301.1"),
+        (RFC5652, "1.2.840.113549.1.7.2", "1.2.156.10197.1.501"),
+    ],
+)
+def test_sm2_tokens_with_the_other_oid_choices_verify(
+    db: Database, profile: CmsProfile, outer: str, signature_oid: str
+) -> None:
+    """What other GM producers write (GM/T 0010 content type, SM3withSM2) is accepted."""
+    _root, leaf, key = tsa_chain(KeyAlgorithm.SM2)
+    unit = TsaUnit("gm", KeySigner(key, leaf), SM2_POLICY, profile=profile)
+    tsa = TimestampAuthority([unit], SqlTokenLog(db), FakeClock(START))
+    token = granted_token(tsa.respond(request(b"doc", "sm3")))
+    info = cms.ContentInfo.load(token)
+    assert info["content_type"].dotted == outer
+    si = info["content"]["signer_infos"][0]
+    assert si["signature_algorithm"]["algorithm"].dotted == signature_oid
+    assert verify_token(token, data=b"doc").ok
