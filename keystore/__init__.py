@@ -15,6 +15,7 @@ from keystore.model import (
     PublicKeyResult,
     Purpose,
     RewrapProgress,
+    SignInput,
     SignResult,
     VerifyResult,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "PublicKeyResult",
     "Purpose",
     "RewrapProgress",
+    "SignInput",
     "SignResult",
     "VerifyResult",
     "build_keystore",

@@ -7,12 +7,15 @@ first signer to arrive writes the records of everyone queued behind it in one
 append, and the next waiting signer takes over when more arrive meanwhile. A
 lone signer writes its own ordinary record (actor = the caller); a group is one
 ``key.sign.batch`` record listing each signature's caller, key, version and digest.
+``record_many`` queues a whole batch of one caller's signatures (``KeyStore.sign_many``)
+as one entry of that same queue; a group of more than ``MAX_BATCH`` signatures is
+written as one ``key.sign.batch`` record per ``MAX_BATCH`` (the audit log caps details).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -46,7 +49,7 @@ class SignatureRecord:
 
 @dataclass
 class _Waiter:
-    record: SignatureRecord
+    records: list[SignatureRecord]
     event: threading.Event = field(default_factory=threading.Event)
     promoted: bool = False
     done: bool = False
@@ -64,7 +67,13 @@ class SignatureAudit:
         self._busy = False
 
     def record(self, record: SignatureRecord) -> None:
-        me = _Waiter(record)
+        self.record_many([record])
+
+    def record_many(self, records: Sequence[SignatureRecord]) -> None:
+        """Returns once every record is durable (in as few audit records as the cap allows)."""
+        if not records:
+            return
+        me = _Waiter(list(records))
         with self._lock:
             self._queue.append(me)
             lead = not self._busy
@@ -82,11 +91,20 @@ class SignatureAudit:
 
     def _lead(self) -> None:
         with self._lock:
-            batch = self._queue[: self._max]
-            del self._queue[: self._max]
+            # Whole waiters up to max_batch records; always at least the first one.
+            taken, count = 1, len(self._queue[0].records)
+            while taken < len(self._queue):
+                more = len(self._queue[taken].records)
+                if count + more > self._max:
+                    break
+                taken, count = taken + 1, count + more
+            batch = self._queue[:taken]
+            del self._queue[:taken]
         error: BaseException | None = None
         try:
-            self._write([w.record for w in batch])
+            records = [r for w in batch for r in w.records]
+            for start in range(0, len(records), self._max):
+                self._write(records[start : start + self._max])
         except BaseException as exc:  # handed to every signer of the batch, then re-raised
             error = exc
         with self._lock:

@@ -141,6 +141,15 @@ class KeyInfo:
 
 
 @dataclass(frozen=True)
+class SignInput:
+    """One item of ``KeyStore.sign_many``: a message, or with ``prehashed`` its digest."""
+
+    data: bytes
+    prehashed: bool = False
+    signer_id: bytes | None = None  # SM2 signer identity (message signing only)
+
+
+@dataclass(frozen=True)
 class SignResult:
     key_id: str
     version: int

@@ -36,6 +36,7 @@ from keystore.model import (
     PublicKeyResult,
     Purpose,
     RewrapProgress,
+    SignInput,
     SignResult,
     VerifyResult,
 )
@@ -305,6 +306,22 @@ class KeyStore:
     ) -> SignResult:
         """Sign ``data`` (or, with ``prehashed``, the digest ``data``: SM2 e = SM3(Z||M),
         ECDSA/RSA the message hash) with the primary version. Audited before returning."""
+        return self.sign_many(
+            key_id, [SignInput(data, prehashed, signer_id)], actor, scheme=scheme
+        )[0]
+
+    def sign_many(
+        self,
+        key_id: str,
+        items: Sequence[SignInput],
+        actor: Actor,
+        *,
+        scheme: SignatureScheme | None = None,
+    ) -> list[SignResult]:
+        """Sign every item with the primary version: one permission and state check, one
+        key lookup, and the signatures audited together (one ``key.sign.batch`` record per
+        up to ``keystore.audit.MAX_BATCH`` of them) before any is returned. All or nothing:
+        a refusal or a failed item returns no signature."""
         entry = self._entry(key_id)
         info = entry.info
         if not _may_use(info, actor):
@@ -312,22 +329,29 @@ class KeyStore:
         if not info.purpose.signs or not info.algorithm.can_sign:
             raise KeyPurposeMismatch(f"key {key_id} is not a signing key")
         self._check_signing_state(info)
+        if not items:
+            return []
         version = info.primary_version
         private = self._private(entry, version)
-        if prehashed:
-            signature = private.sign_digest(data, scheme=scheme)
-        else:
-            signature = private.sign(data, signer_id=signer_id, scheme=scheme)
-        self._signature_audit.record(
-            SignatureRecord(
-                actor=actor.id,
-                key_id=key_id,
-                version=version,
-                digest_hex=(data if prehashed else sm3(data)).hex(),
-                digest_of="prehashed" if prehashed else "message-sm3",
-            )
+        signatures = [
+            private.sign_digest(item.data, scheme=scheme)
+            if item.prehashed
+            else private.sign(item.data, signer_id=item.signer_id, scheme=scheme)
+            for item in items
+        ]
+        self._signature_audit.record_many(
+            [
+                SignatureRecord(
+                    actor=actor.id,
+                    key_id=key_id,
+                    version=version,
+                    digest_hex=(item.data if item.prehashed else sm3(item.data)).hex(),
+                    digest_of="prehashed" if item.prehashed else "message-sm3",
+                )
+                for item in items
+            ]
         )
-        return SignResult(key_id, version, info.algorithm, signature)
+        return [SignResult(key_id, version, info.algorithm, sig) for sig in signatures]
 
     def verify(
         self,

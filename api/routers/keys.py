@@ -37,6 +37,7 @@ from keystore import (
     KeyStore,
     KeyVersionInfo,
     Purpose,
+    SignInput,
     SignResult,
 )
 from trust.auth import Principal, Role
@@ -545,13 +546,8 @@ async def sign_batch(
 ) -> SignBatchResponse:
     actor = _actor(principal, key_id)
 
-    def sign_all() -> list[SignResult]:
-        return [
-            _sign(store, key_id, actor, *item.message, item.signer_id_bytes, body.scheme)
-            for item in body.items
-        ]
-
-    results = await run_in_threadpool(sign_all)
+    items = [SignInput(*item.message, item.signer_id_bytes) for item in body.items]
+    results = await run_in_threadpool(store.sign_many, key_id, items, actor, scheme=body.scheme)
     return SignBatchResponse(
         key_id=key_id,
         algorithm=results[0].algorithm,

@@ -1,0 +1,139 @@
+"""``KeyStore.sign_many``: one check, one lookup, every signature audited in one
+``key.sign.batch`` record (one per ``MAX_BATCH`` signatures) before any is returned."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+from keystore import Algorithm, SignInput
+from keystore.audit import MAX_BATCH, SYSTEM_ACTOR, SignatureAudit, SignatureRecord
+from tests.test_keystore import ADMIN, APP, STRANGER, Env, env, request  # noqa: F401
+from trust.errors import Forbidden, KeySuspended
+from trust.keys import SM2PublicKey, load_public_key
+from trust.sm3 import sm3
+
+
+def _public(e: Env, key_id: str) -> SM2PublicKey:
+    public = load_public_key(e.store.public_key(key_id).spki_der)
+    assert isinstance(public, SM2PublicKey)
+    return public
+
+
+def _sign_records(e: Env) -> list[Any]:
+    """The records of signatures made (not of refusals)."""
+    return [
+        r
+        for r in e.audit.tail(10_000)
+        if r.action.startswith("key.sign") and r.outcome == "success"
+    ]
+
+
+def test_sign_many_results_verify(env: Env) -> None:  # noqa: F811
+    info = env.store.generate(request(), ADMIN)
+    public = _public(env, info.id)
+    digest = bytes(range(32))
+    items = [
+        SignInput(b"first"),
+        SignInput(b"second", signer_id=b"alice@example.cn"),
+        SignInput(digest, prehashed=True),
+    ]
+    results = env.store.sign_many(info.id, items, APP)
+    assert [(r.key_id, r.version, r.algorithm) for r in results] == [
+        (info.id, 1, Algorithm.SM2)
+    ] * 3
+    public.verify(results[0].signature, b"first")
+    public.verify(results[1].signature, b"second", signer_id=b"alice@example.cn")
+    public.verify_digest(results[2].signature, digest)
+    env.store.verify(info.id, b"first", results[0].signature, APP)
+
+
+def test_one_audit_record_lists_every_signature(env: Env) -> None:  # noqa: F811
+    info = env.store.generate(request(), ADMIN)
+    messages = [f"doc {i}".encode() for i in range(5)]
+    env.store.sign_many(info.id, [SignInput(m) for m in messages], APP)
+    (record,) = _sign_records(env)
+    assert (record.actor, record.action, record.outcome) == (
+        SYSTEM_ACTOR,
+        "key.sign.batch",
+        "success",
+    )
+    assert record.details["signatures"] == [
+        {
+            "actor": APP.id,
+            "key": info.id,
+            "version": 1,
+            "digest": sm3(m).hex(),
+            "digest_of": "message-sm3",
+        }
+        for m in messages
+    ]
+
+
+def test_more_than_max_batch_splits_records(env: Env) -> None:  # noqa: F811
+    info = env.store.generate(request(), ADMIN)
+    messages = [f"doc {i}".encode() for i in range(MAX_BATCH + 3)]
+    env.store.sign_many(info.id, [SignInput(m) for m in messages], APP)
+    records = _sign_records(env)
+    assert [r.action for r in records] == ["key.sign.batch"] * 2
+    listed = [s["digest"] for r in records for s in r.details["signatures"]]
+    assert sorted(listed) == sorted(sm3(m).hex() for m in messages)
+
+
+def test_refused_batch_signs_nothing(env: Env) -> None:  # noqa: F811
+    info = env.store.generate(request(), ADMIN)
+    with pytest.raises(Forbidden):
+        env.store.sign_many(info.id, [SignInput(b"a"), SignInput(b"b")], STRANGER)
+    assert _sign_records(env) == []
+    denied = [
+        (r.actor, r.action, r.target) for r in env.audit.tail(10_000) if r.outcome == "denied"
+    ]
+    assert denied == [(STRANGER.id, "key.sign", info.id)]
+
+
+def test_suspended_key_refused(env: Env) -> None:  # noqa: F811
+    info = env.store.generate(request(), ADMIN)
+    env.store.suspend(info.id, ADMIN)
+    with pytest.raises(KeySuspended):
+        env.store.sign_many(info.id, [SignInput(b"a"), SignInput(b"b")], APP)
+    assert _sign_records(env) == []
+
+
+class _Sink:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, Mapping[str, Any] | None]] = []
+
+    def append(
+        self,
+        actor: str,
+        action: str,
+        *,
+        target: str | None = None,
+        outcome: str = "success",
+        details: Mapping[str, Any] | None = None,
+    ) -> object:
+        self.calls.append((actor, action, details))
+        return None
+
+
+def _rec(i: int) -> SignatureRecord:
+    return SignatureRecord("app", "key_x", 1, f"{i:064x}", "message-sm3")
+
+
+def test_record_many_chunks_and_single_stays_plain() -> None:
+    sink = _Sink()
+    audit = SignatureAudit(sink, max_batch=4)
+    audit.record_many([])
+    assert sink.calls == []
+    audit.record_many([_rec(0)])
+    audit.record_many([_rec(i) for i in range(10)])
+    assert [(a, act) for a, act, _ in sink.calls] == [
+        ("app", "key.sign"),
+        (SYSTEM_ACTOR, "key.sign.batch"),
+        (SYSTEM_ACTOR, "key.sign.batch"),
+        (SYSTEM_ACTOR, "key.sign.batch"),
+    ]
+    sizes = [len(d["signatures"]) for _, _, d in sink.calls[1:] if d is not None]
+    assert sizes == [4, 4, 2]
