@@ -218,3 +218,15 @@ def test_not_signed_data() -> None:
     data = cms.ContentInfo({"content_type": "data", "content": b"x"}).dump()
     with pytest.raises(MalformedASN1):
         verify_signed_data(data)
+
+
+def test_second_unsigned_attribute_is_appended() -> None:
+    token = build_signed_data(b"token stand-in", signer(KeyAlgorithm.ECDSA_P256))
+    der = build_signed_data(CONTENT, signer(KeyAlgorithm.SM2))
+    once = add_unsigned_attributes(der, [timestamp_token_attribute(token)])
+    twice = add_unsigned_attributes(once, [timestamp_token_attribute(token)])
+    assert verify_signed_data(twice).ok
+    si = cms.ContentInfo.load(twice)["content"]["signer_infos"][0]
+    assert len(si["unsigned_attrs"]) == 2
+    with pytest.raises(BadRequest):
+        add_unsigned_attributes(der, [], signer_index=1)

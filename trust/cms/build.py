@@ -193,7 +193,8 @@ def add_unsigned_attributes(
     if not 0 <= signer_index < len(infos):
         raise BadRequest(f"no signer {signer_index}")
     signer = infos[signer_index]
-    existing = list(signer["unsigned_attrs"]) if signer["unsigned_attrs"].native else []
+    current = signer["unsigned_attrs"]
+    existing = [] if isinstance(current, core.Void) else list(current)
     signer["unsigned_attrs"] = cms.CMSAttributes([*existing, *attributes])
     # Rebuild the parents: asn1crypto caches their encodings, the changed child is new.
     infos[signer_index] = signer
