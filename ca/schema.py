@@ -8,13 +8,9 @@ when the DER is stored, so the serial's primary key is the uniqueness guarantee.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
-
 from sqlalchemy import (
     Boolean,
     Column,
-    DateTime,
     ForeignKey,
     Index,
     Integer,
@@ -23,31 +19,8 @@ from sqlalchemy import (
     Table,
     Text,
 )
-from sqlalchemy.engine import Dialect
-from sqlalchemy.types import TypeDecorator
 
-from trust.db import metadata
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """Aware UTC in and out, stored naive UTC so SQLite and PostgreSQL compare alike."""
-
-    impl = DateTime
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to a UTC column")
-        return value.astimezone(UTC).replace(tzinfo=None)
-
-    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        result: datetime = value.replace(tzinfo=UTC)
-        return result
-
+from trust.db import UTCDateTime, metadata
 
 ca_authority = Table(
     "ca_authority",
