@@ -60,10 +60,11 @@ class KeystoreKeySource:
         self._actor = actor
 
     def generate(self, algorithm: KeyAlgorithm, label: str, purpose: str) -> KeystoreSigner:
+        stored = ALGORITHM_OF.get(algorithm)
+        if stored is None:
+            raise UnsupportedAlgorithm(f"the key store does not hold {algorithm} keys")
         info = self._keystore.generate(
-            GenerateRequest(
-                label=label, algorithm=ALGORITHM_OF[algorithm], purpose=_PURPOSES[purpose]
-            ),
+            GenerateRequest(label=label, algorithm=stored, purpose=_PURPOSES[purpose]),
             self._actor,
         )
         return KeystoreSigner(self._keystore, self._actor, info.id)

@@ -259,6 +259,8 @@ def test_refusals(env: ApiEnv, operator: dict[str, str]) -> None:
     problem(env.client.post("/v1/cas", json=body, headers=signer), 403, "forbidden")
     problem(env.client.get("/v1/certificates", headers=signer), 403, "forbidden")
     problem(env.client.post("/v1/cas", json={**body, "extra": 1}, headers=operator), 422)
+    rsa = {"name": "RSA 4096", "key_algorithm": "rsa-4096"}  # no key store algorithm
+    problem(env.client.post("/v1/cas", json=rsa, headers=operator), 400, "unsupported_algorithm")
 
     _, sub = hierarchy(env, operator, "ecdsa-p256")
     url = f"/v1/cas/{sub['id']}/certificates"
@@ -288,7 +290,8 @@ def test_refusals(env: ApiEnv, operator: dict[str, str]) -> None:
     problem(env.client.get("/v1/certificates/abcdef", headers=operator), 404)
     problem(env.client.get("/crl/ca_0000.crl"), 404, "ca_not_found")
     problem(env.client.post("/ocsp", content=b"\x30\x00"), 415)
-    problem(env.client.get("/ocsp/not*base64"), 400, "bad_request_encoding")
+    problem(env.client.get("/ocsp/not*base64"), 422, "validation_failed")
+    problem(env.client.get("/ocsp/abc"), 400, "bad_request_encoding")
     r = env.client.post(
         "/ocsp", content=b"junk", headers={"content-type": "application/ocsp-request"}
     )

@@ -50,6 +50,11 @@ _PEM = "-----BEGIN CERTIFICATE-----\nMIIB...\n-----END CERTIFICATE-----\n"
 _CSR = "-----BEGIN CERTIFICATE REQUEST-----\nMIIB...\n-----END CERTIFICATE REQUEST-----\n"
 
 
+# Binary bodies have no JSON form; the examples say what the bytes are.
+def _binary(what: str) -> dict[str, Any]:
+    return {"schema": {"type": "string", "format": "binary"}, "example": f"<{what}, DER>"}
+
+
 class PemResponse(Response):
     media_type = "application/x-pem-file"
 
@@ -97,25 +102,22 @@ class CreateCaBody(_Request):
     validity_days: int | None = Field(None, ge=1, le=30 * 366, description="default: profile's")
 
 
+_CA_EXAMPLE: dict[str, Any] = {
+    "id": _CA_ID,
+    "name": "Example SM2 Root CA",
+    "parent_id": None,
+    "algorithm": "sm2",
+    "key_id": "key_5f0c2e4a9b1d7c3e8f6a0b2d",
+    "serial_hex": _SERIAL,
+    "subject": "C=CN, O=Example, CN=Example SM2 Root CA",
+    "not_before": "2026-01-01T00:00:00Z",
+    "not_after": "2046-01-01T00:00:00Z",
+    "certificate_pem": _PEM,
+}
+
+
 class CaModel(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "id": _CA_ID,
-                    "name": "Example SM2 Root CA",
-                    "parent_id": None,
-                    "algorithm": "sm2",
-                    "key_id": "key_5f0c2e4a9b1d7c3e8f6a0b2d",
-                    "serial_hex": _SERIAL,
-                    "subject": "C=CN, O=Example, CN=Example SM2 Root CA",
-                    "not_before": "2026-01-01T00:00:00Z",
-                    "not_after": "2046-01-01T00:00:00Z",
-                    "certificate_pem": _PEM,
-                }
-            ]
-        }
-    )
+    model_config = ConfigDict(json_schema_extra={"examples": [_CA_EXAMPLE]})
 
     id: str
     name: str
@@ -134,30 +136,29 @@ class CaModel(BaseModel):
 
 
 class CaList(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"cas": [_CA_EXAMPLE]}]})
+
     cas: list[CaModel]
 
 
+_PROFILE_EXAMPLE: dict[str, Any] = {
+    "name": "person",
+    "version": 1,
+    "description": "natural person signing certificate",
+    "key_usage": ["digital_signature", "non_repudiation"],
+    "extended_key_usage": [],
+    "key_algorithms": ["ecdsa-p256", "sm2"],
+    "max_validity_days": 1095,
+    "default_validity_days": 365,
+    "required_subject": ["common_name"],
+    "san_allowed": ["email"],
+    "san_required": False,
+    "is_ca": False,
+}
+
+
 class ProfileModel(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "name": "person",
-                    "version": 1,
-                    "description": "natural person signing certificate",
-                    "key_usage": ["digital_signature", "non_repudiation"],
-                    "extended_key_usage": [],
-                    "key_algorithms": ["ecdsa-p256", "sm2"],
-                    "max_validity_days": 1095,
-                    "default_validity_days": 365,
-                    "required_subject": ["common_name"],
-                    "san_allowed": ["email"],
-                    "san_required": False,
-                    "is_ca": False,
-                }
-            ]
-        }
-    )
+    model_config = ConfigDict(json_schema_extra={"examples": [_PROFILE_EXAMPLE]})
 
     name: str
     version: int
@@ -191,6 +192,8 @@ class ProfileModel(BaseModel):
 
 
 class ProfileList(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"profiles": [_PROFILE_EXAMPLE]}]})
+
     profiles: list[ProfileModel]
 
 
@@ -356,7 +359,7 @@ async def get_ca(ca_id: CaId, _: Operator, ca: CaDep) -> CaModel:
         200: {
             "content": {
                 PemResponse.media_type: {"example": _PEM},
-                PKIX_CERT: {"schema": {"type": "string", "format": "binary"}},
+                PKIX_CERT: _binary("Certificate"),
             }
         },
         **problem_responses(404),
@@ -440,7 +443,7 @@ async def list_certificates(
     status: Annotated[Literal["good", "revoked", "reserved"] | None, Query()] = None,
     profile: Annotated[str | None, Query(max_length=200)] = None,
     ca_id: Annotated[str | None, Query(max_length=64)] = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**31)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> CertificateList:
     # One more than asked says whether another page exists.
@@ -496,7 +499,7 @@ async def release_hold(serial_hex: SerialHex, principal: Operator, ca: CaDep) ->
     response_class=Response,
     summary="The CA's current full CRL (DER); cacheable until its nextUpdate",
     responses={
-        200: {"content": {PKIX_CRL: {"schema": {"type": "string", "format": "binary"}}}},
+        200: {"content": {PKIX_CRL: _binary("CertificateList")}},
         **problem_responses(404),
     },
 )
@@ -511,7 +514,7 @@ _OCSP_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "an OCSPResponse; malformed requests get status malformedRequest "
         "(RFC 6960 §2.3), unknown issuers unauthorized",
-        "content": {OCSP_RESPONSE: {"schema": {"type": "string", "format": "binary"}}},
+        "content": {OCSP_RESPONSE: _binary("OCSPResponse")},
     },
     **problem_responses(400, 415),
 }
@@ -525,7 +528,7 @@ _OCSP_RESPONSES: dict[int | str, dict[str, Any]] = {
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {OCSP_REQUEST: {"schema": {"type": "string", "format": "binary"}}},
+            "content": {OCSP_REQUEST: _binary("OCSPRequest")},
         }
     },
     responses=_OCSP_RESPONSES,
@@ -545,7 +548,9 @@ async def ocsp_post(request: Request, ca: CaDep) -> Response:
     summary="OCSP (RFC 6960 Appendix A) over GET: the DER request base64, URL-encoded",
     responses=_OCSP_RESPONSES,
 )
-async def ocsp_get(request_b64: str, ca: CaDep) -> Response:
+async def ocsp_get(
+    request_b64: Annotated[str, Path(pattern=r"^[A-Za-z0-9+/=%]{1,8192}$")], ca: CaDep
+) -> Response:
     try:
         der = binascii.a2b_base64(unquote(request_b64).encode("ascii"), strict_mode=True)
     except ValueError:  # binascii.Error and UnicodeEncodeError are ValueErrors
