@@ -293,6 +293,8 @@ class BackupPassphraseInvalid(DecryptionFailed):
 
     code = "backup_passphrase_invalid"
     title = "Wrong backup passphrase, or the bundle is damaged"
+
+
 class IdempotencyConflict(Conflict):
     """The same Idempotency-Key was reused with a different request, or is still in progress."""
 
