@@ -110,9 +110,13 @@ def build_name(subject: Mapping[str, str]) -> x509.Name:
     if country is not None and not re.fullmatch(r"[A-Z]{2}", country):
         raise ProfileSubjectInvalid("country_name must be two capital letters (ISO 3166)")
     try:
-        return x509.Name.build(values)
+        name = x509.Name.build(values)
+        # RFC 4518 string preparation (what path validation compares names with) refuses
+        # unassigned code points; a certificate holding one could never chain.
+        name.hashable  # noqa: B018
     except ValueError as exc:
         raise ProfileSubjectInvalid(f"subject cannot be encoded: {exc}") from None
+    return name
 
 
 def name_attributes(name: x509.Name) -> dict[str, str]:
