@@ -11,11 +11,12 @@ from ca.service import SYSTEM_ACTOR, CertificateAuthority
 from ca.store import SqlCertificateStore
 from keystore.model import ALGORITHM_OF, Actor, GenerateRequest, Purpose
 from keystore.service import KeyStore
+from keystore.signer import KeystoreSigner
 from trust.auth import AuditSink
 from trust.clock import Clock
 from trust.db import Database
 from trust.errors import UnsupportedAlgorithm
-from trust.keys import KeyAlgorithm, SignatureScheme
+from trust.keys import KeyAlgorithm
 from trust.settings import Settings
 
 # The key store has no OCSP purpose; a responder key is an ordinary signing key.
@@ -23,35 +24,6 @@ _PURPOSES = {"ca": Purpose.CA, "ocsp": Purpose.SIGN}
 # One principal for every process (API workers, trustctl): the CA keys it generates are
 # owned by it, so each process must act under the same id to sign with them.
 CA_ACTOR = Actor(SYSTEM_ACTOR, frozenset({"key_admin"}))
-
-
-class KeystoreSigner:
-    def __init__(self, keystore: KeyStore, actor: Actor, key_id: str) -> None:
-        self._keystore = keystore
-        self._actor = actor
-        self._key_id = key_id
-        public = keystore.public_key(key_id)
-        self._spki = public.spki_der
-        asymmetric = public.algorithm.asymmetric
-        if asymmetric is None:
-            raise UnsupportedAlgorithm(f"key {key_id} is not a key pair")
-        self._algorithm = asymmetric
-
-    @property
-    def key_id(self) -> str:
-        return self._key_id
-
-    @property
-    def algorithm(self) -> KeyAlgorithm:
-        return self._algorithm
-
-    @property
-    def spki_der(self) -> bytes:
-        return self._spki
-
-    def sign(self, tbs: bytes) -> bytes:
-        scheme = SignatureScheme.RSA_PKCS1V15 if self._algorithm.startswith("rsa") else None
-        return self._keystore.sign(self._key_id, tbs, self._actor, scheme=scheme).signature
 
 
 class KeystoreKeySource:
