@@ -30,6 +30,7 @@ from trust.errors import (
     MalformedASN1,
     ProfileSanInvalid,
     ProfileSubjectInvalid,
+    SubjectAttributeTooLong,
 )
 from trust.keys import PublicKey
 from trust.keys.base import is_pem, load_der, pem_blocks, to_pem
@@ -56,6 +57,22 @@ _ALIASES = {
 }
 _SHORT = {v: k for k, v in _ALIASES.items()}
 _KNOWN_TYPES = frozenset(x509.NameType._map.values())
+# RFC 5280 Appendix A upper bounds, in characters (ub-common-name etc.); X.520 attributes
+# without their own bound are X520name, ub-name. organizationIdentifier: X.520 ub-match.
+_UPPER_BOUNDS = {
+    "country_name": 2,
+    "common_name": 64,
+    "locality_name": 128,
+    "state_or_province_name": 128,
+    "organization_name": 64,
+    "organizational_unit_name": 64,
+    "title": 64,
+    "serial_number": 64,
+    "email_address": 255,
+    "pseudonym": 128,
+    "organization_identifier": 128,
+}
+_UB_NAME = 32768
 
 
 def new_serial() -> int:
@@ -98,6 +115,11 @@ def normalise_subject(subject: Mapping[str, str]) -> dict[str, str]:
         text = str(value).strip()
         if not text:
             raise ProfileSubjectInvalid(f"subject attribute {key!r} is empty")
+        bound = _UPPER_BOUNDS.get(name, _UB_NAME)
+        if len(text) > bound:
+            raise SubjectAttributeTooLong(
+                f"subject attribute {key!r} has {len(text)} characters; RFC 5280 allows {bound}"
+            )
         result[name] = text
     return result
 
@@ -152,27 +174,26 @@ _DNS = re.compile(
     r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 )
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
+_UB_EMAIL = 255  # RFC 5280 ub-emailaddress-length
 
 
 def parse_alt_name(text: str) -> AltName:
-    """``dns:host``, ``ip:addr``, ``email:a@b``, or a bare value whose kind is evident."""
+    """``dns:host``, ``ip:addr`` or ``email:a@b``. The kind prefix is required: guessing it
+    from the value made ``alice`` a DNS name and any typo a certificate the holder never
+    asked for."""
     kind, sep, value = text.partition(":")
-    if sep and kind.lower() in ("dns", "ip", "email"):
-        kind = kind.lower()
-    else:
-        value = text
-        try:
-            ipaddress.ip_address(value)
-            kind = "ip"
-        except ValueError:
-            kind = "email" if "@" in value else "dns"
+    kind = kind.strip().lower()
+    if not sep or kind not in ("dns", "ip", "email"):
+        raise ProfileSanInvalid(
+            "a subject alternative name must start with its kind: dns:, ip: or email:"
+        )
     value = value.strip()
     if kind == "ip":
         try:
             value = str(ipaddress.ip_address(value))
         except ValueError:
             raise ProfileSanInvalid(f"{value!r} is not an IP address") from None
-    elif kind == "email" and not _EMAIL.fullmatch(value):
+    elif kind == "email" and (len(value) > _UB_EMAIL or not _EMAIL.fullmatch(value)):
         raise ProfileSanInvalid(f"{value!r} is not an email address")
     elif kind == "dns":
         try:

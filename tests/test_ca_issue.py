@@ -270,7 +270,11 @@ def test_profile_rules(env: CaEnv) -> None:
     with pytest.raises(ProfileSubjectInvalid):  # attribute the profile does not allow
         env.ca.issue(
             IssueRequest(
-                sub.id, "server", public_key=sm2, subject={"CN": "a", "GN": "x"}, san=["a.example"]
+                sub.id,
+                "server",
+                public_key=sm2,
+                subject={"CN": "a", "GN": "x"},
+                san=["dns:a.example"],
             )
         )
     with pytest.raises(ProfileSanInvalid):  # server needs a DNS or IP name
@@ -288,7 +292,7 @@ def test_profile_rules(env: CaEnv) -> None:
                 "server",
                 public_key=sm2,
                 subject={"CN": "a"},
-                san=["a.example"],
+                san=["dns:a.example"],
                 validity_days=399,
             )
         )
@@ -328,7 +332,7 @@ def test_renew_keeps_the_key_and_rekey_changes_it(env: CaEnv) -> None:
             "person",
             public_key=key.public_bytes_spki(),
             subject={"C": "CN", "CN": "李四"},
-            san=["li@example.cn"],
+            san=["email:li@example.cn"],
         )
     )
     renewed = env.ca.renew(first.serial_hex)

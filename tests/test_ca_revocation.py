@@ -124,7 +124,9 @@ def test_ecdsa_openssl_verify_with_crl_good_then_revoked(env: CaEnv, tmp_path: P
     root, sub = hierarchy(env, KeyAlgorithm.ECDSA_P256)
     key = generate(KeyAlgorithm.ECDSA_P256).public_bytes_spki()
     result = env.ca.issue(
-        IssueRequest(sub.id, "server", public_key=key, subject={"CN": "a"}, san=["a.example.cn"])
+        IssueRequest(
+            sub.id, "server", public_key=key, subject={"CN": "a"}, san=["dns:a.example.cn"]
+        )
     )
     root_pem = write(tmp_path / "root.pem", root.certificate_pem)
     chain = write(tmp_path / "chain.pem", result.chain_pem)

@@ -357,6 +357,13 @@ class ProfileSubjectInvalid(ProfileViolation):
     title = "Subject does not meet the profile"
 
 
+class SubjectAttributeTooLong(ProfileSubjectInvalid):
+    """A subject attribute longer than its RFC 5280 upper bound (ub-common-name 64...)."""
+
+    code = "subject_attribute_too_long"
+    title = "Subject attribute exceeds its RFC 5280 upper bound"
+
+
 class ProfileSanInvalid(ProfileViolation):
     code = "profile_san_invalid"
     title = "Subject alternative names do not meet the profile"
@@ -387,6 +394,128 @@ class CertificateAlreadyRevoked(Conflict):
 class CertificateNotOnHold(Conflict):
     code = "certificate_not_on_hold"
     title = "Certificate is not on hold"
+
+
+# --- signers -----------------------------------------------------------------
+
+
+class SignerNotFound(NotFound):
+    code = "signer_not_found"
+    title = "Signer not found"
+
+
+class SignerDisabled(Conflict):
+    code = "signer_disabled"
+    title = "Signer is disabled"
+
+
+class SignerCertificateMismatch(BadRequest):
+    """An imported certificate (or chain) that does not fit the signer's key."""
+
+    code = "signer_certificate_mismatch"
+    title = "Certificate does not match the signer's key or chain"
+
+
+# --- sealed documents (OFD, PDF) ---------------------------------------------
+
+
+class DocumentMalformed(BadRequest):
+    """A document package that does not have the structure its format requires."""
+
+    code = "document_malformed"
+    title = "Malformed document"
+
+
+class DocumentArchiveUnsafe(DocumentMalformed):
+    """A zip package refused before extraction: bomb, traversal, duplicates, too many entries."""
+
+    code = "document_archive_unsafe"
+    title = "Unsafe document archive"
+
+
+class DocumentXmlInvalid(DocumentMalformed):
+    """XML that is not well formed, declares a DTD or entities, or is in the wrong namespace."""
+
+    code = "document_xml_invalid"
+    title = "Invalid XML in document"
+
+
+class DocumentTooLarge(PayloadTooLarge):
+    code = "document_too_large"
+    title = "Document too large"
+
+
+class UnsupportedDocumentFormat(UnsupportedMediaType):
+    code = "unsupported_document_format"
+    title = "Unsupported document format"
+
+
+class DocumentProtected(Conflict):
+    """A document whose existing signature protects it wholly: no further signature."""
+
+    code = "document_protected"
+    title = "Document is protected against further signatures"
+
+
+class DocumentPageNotFound(ValidationFailed):
+    code = "document_page_not_found"
+    title = "No such page in the document"
+
+
+# --- electronic seals ----------------------------------------------------------
+
+
+class SealNotFound(NotFound):
+    code = "seal_not_found"
+    title = "Seal not found"
+
+
+class SealStateConflict(InvalidStateTransition):
+    code = "seal_state_conflict"
+    title = "The seal's status does not allow this operation"
+
+
+class SealApprovalRefused(Conflict):
+    """The applicant approving its own seal, or an officer approving twice."""
+
+    code = "seal_approval_refused"
+    title = "Approval refused"
+
+
+class SealNotActive(Conflict):
+    code = "seal_not_active"
+    title = "The seal is not active"
+
+
+class SealExpired(SealNotActive):
+    code = "seal_expired"
+    title = "The seal has expired"
+
+
+class SignerNotInSeal(Forbidden):
+    code = "signer_not_in_seal"
+    title = "The signer's certificate is not in the seal's list"
+
+
+class SignerCertificateRevoked(Conflict):
+    code = "signer_certificate_revoked"
+    title = "The signer's certificate is revoked or on hold"
+
+
+class SignerCertificateExpired(Conflict):
+    code = "signer_certificate_expired"
+    title = "The signer's certificate is expired or not yet valid"
+
+
+class SealImageInvalid(ValidationFailed):
+    code = "seal_image_invalid"
+    title = "The seal image is not a PNG or SVG picture"
+
+
+class TimestampUnavailable(TrustError):
+    code = "timestamp_unavailable"
+    status = 503
+    title = "No time-stamp authority is available"
 
 
 # --- infrastructure --------------------------------------------------------
