@@ -462,6 +462,25 @@ class DocumentPageNotFound(ValidationFailed):
     title = "No such page in the document"
 
 
+class PdfMalformed(DocumentMalformed):
+    """A file that is not a PDF, or whose structure (xref, trailer, objects) does not parse."""
+
+    code = "pdf_malformed"
+    title = "Malformed PDF"
+
+
+class PdfUnsupported(BadRequest):
+    """A well-formed PDF using something this service does not handle (encryption)."""
+
+    code = "pdf_unsupported"
+    title = "PDF feature not supported"
+
+
+class StampOutsidePage(ValidationFailed):
+    code = "stamp_outside_page"
+    title = "The stamp does not fit on the page at that position"
+
+
 # --- electronic seals ----------------------------------------------------------
 
 
