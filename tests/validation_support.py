@@ -13,9 +13,20 @@ from cryptography import x509 as cx509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509 import ocsp as cocsp
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from trust.keys import KeyAlgorithm, PrivateKey, generate
+from timestamp import TimestampAuthority, TokenRecord, TsaUnit
+from trust.clock import Clock
+from trust.cms import (
+    KeySigner,
+    add_unsigned_attributes,
+    build_signed_data,
+    timestamp_token_attribute,
+    verify_signed_data,
+)
+from trust.cms.algorithms import digest
+from trust.errors import Conflict
+from trust.keys import KeyAlgorithm, PrivateKey, generate, load_private_key
 from trust.validation.certs import load_certificates
 
 VECTORS = Path(__file__).parent / "vectors" / "certs"
@@ -64,6 +75,7 @@ def pyca_cert(
     not_after: datetime = T0 + timedelta(days=3650),
     crl_url: str | None = None,
     ocsp_url: str | None = None,
+    extended_key_usage: tuple[cx509.ObjectIdentifier, ...] = (),
 ) -> PycaNode:
     signer_key = issuer.key if issuer else key
     builder = (
@@ -95,6 +107,8 @@ def pyca_cert(
         builder = builder.add_extension(
             cx509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()), False
         )
+    if extended_key_usage:
+        builder = builder.add_extension(cx509.ExtendedKeyUsage(extended_key_usage), True)
     if crl_url:
         point = cx509.DistributionPoint(
             [cx509.UniformResourceIdentifier(crl_url)], None, None, None
@@ -254,3 +268,65 @@ def sm2_crl(
         }
     )
     return signed.dump()
+
+
+# --- CMS and timestamps over the pyca PKI ---------------------------------------------
+
+
+def keys_private(node: PycaNode) -> PrivateKey:
+    """The pyca key as a ``trust.keys`` key, to sign CMS with ``trust.cms``."""
+    return load_private_key(
+        node.key.private_bytes(
+            serialization.Encoding.DER,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+
+
+def pyca_cms(node: PycaNode, content: bytes, *, detached: bool = False) -> bytes:
+    """CMS SignedData by ``node`` (trust.cms, RFC 5652 profile, ESS v2)."""
+    signer = KeySigner(keys_private(node), x509.Certificate.load(node.der))
+    return build_signed_data(content, signer, detached=detached)
+
+
+class MemoryTokenLog:
+    """A ``TokenLog`` for TSAs in tests that need no database."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, TokenRecord] = {}
+
+    def add(self, record: TokenRecord) -> None:
+        if record.serial_hex in self.records:
+            raise Conflict("serial taken")
+        self.records[record.serial_hex] = record
+
+    def get(self, serial_hex: str) -> TokenRecord | None:
+        return self.records.get(serial_hex)
+
+
+TSA_POLICY = "1.2.156.112233.3.7"
+
+
+def pyca_tsa(
+    issuer: PycaNode, clock: Clock, *, time_stamping: bool = True
+) -> tuple[TimestampAuthority, PycaNode]:
+    """A TSA whose (ECDSA) certificate ``issuer`` signed, critical EKU timeStamping unless
+    ``time_stamping`` is false."""
+    eku = (ExtendedKeyUsageOID.TIME_STAMPING,) if time_stamping else ()
+    node = pyca_cert("Test TSA", pyca_key("ecdsa"), issuer, extended_key_usage=eku)
+    signer = KeySigner(keys_private(node), x509.Certificate.load(node.der))
+    unit = TsaUnit("test", signer, TSA_POLICY, chain=(issuer_cert(issuer),))  # accuracy 1 s
+    return TimestampAuthority([unit], MemoryTokenLog(), clock), node
+
+
+def issuer_cert(node: PycaNode) -> x509.Certificate:
+    return x509.Certificate.load(node.der)
+
+
+def stamp(cms_der: bytes, tsa: TimestampAuthority, *, over: bytes | None = None) -> bytes:
+    """``cms_der`` with a signature timestamp from ``tsa`` over its first signature value
+    (or over ``over``, to make a token that stamps something else)."""
+    signature = verify_signed_data(cms_der).signers[0].signature
+    token = tsa.issue("sha256", digest("sha256", over if over is not None else signature)).token
+    return add_unsigned_attributes(cms_der, [timestamp_token_attribute(token)])

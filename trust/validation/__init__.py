@@ -4,13 +4,14 @@ reports, SM2 diagnostics and the GM/T 0029 verification functions built on them.
 Modules: ``sm2_validator`` (SM3withSM2 plug-in for pyhanko-certvalidator), ``path``
 (``PathValidator``), ``report`` (pydantic report model and ``combine``), ``diagnostics``
 (hints after an SM2 failure), ``render`` (text), ``verify`` (``verify_raw_signature``,
-``validate_certificate``), ``cms_report`` (``verify_cms``), ``certs`` (parsing and
+``validate_certificate``), ``cms_report`` (``verify_cms``), ``timestamps`` (time-stamp
+tokens: the ``TimestampChecker`` protocol, ``verify_timestamp``), ``certs`` (parsing and
 certificate summaries).
 """
 
 from __future__ import annotations
 
-from trust.validation.cms_report import CmsCheck, verify_cms
+from trust.validation.cms_report import CmsVerification, verify_cms, verify_cms_detailed
 from trust.validation.diagnostics import (
     CiphertextForm,
     HintCode,
@@ -32,6 +33,7 @@ from trust.validation.report import (
     Check,
     CheckName,
     CheckStatus,
+    CmsCheck,
     Finding,
     Indication,
     RevocationEvidence,
@@ -43,6 +45,7 @@ from trust.validation.report import (
     combine,
 )
 from trust.validation.sm2_validator import SM2SignatureValidator
+from trust.validation.timestamps import TimestampChecker, TokenCheck, verify_timestamp
 from trust.validation.verify import VerifyLevel, validate_certificate, verify_raw_signature
 
 __all__ = [
@@ -53,6 +56,7 @@ __all__ = [
     "CheckStatus",
     "CiphertextForm",
     "CmsCheck",
+    "CmsVerification",
     "Finding",
     "HintCode",
     "Indication",
@@ -66,7 +70,9 @@ __all__ = [
     "SignatureEncoding",
     "SubIndication",
     "TimeSource",
+    "TimestampChecker",
     "TimestampInfo",
+    "TokenCheck",
     "ValidatedObject",
     "ValidationReport",
     "VerifyLevel",
@@ -76,5 +82,7 @@ __all__ = [
     "render_text",
     "validate_certificate",
     "verify_cms",
+    "verify_cms_detailed",
     "verify_raw_signature",
+    "verify_timestamp",
 ]

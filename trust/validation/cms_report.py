@@ -10,19 +10,26 @@ Malformed input is a report, not an exception: TOTAL_FAILED/FORMAT_FAILURE with 
 other check not performed, so a caller (the HTTP API) can answer every CMS it is given
 with a report. Parsing is bounded (``trust.cms.asn1``), so garbage fails fast.
 
-Times: ``at`` is a proven time the caller vouches for (e.g. a verified timestamp's
-genTime); without it the path is validated now. A signature timestamp inside the CMS is
-not verified yet (no timestamp verifier exists here), so it is listed as a check not
-performed and the time stays "now". The signingTime attribute is the signer's own claim:
-reported, never used to pass.
+Times: ``at`` is a proven time the caller vouches for; without it, a signature timestamp
+(id-aa-timeStampToken, imprint over the signature value) that holds up
+(``trust.validation.timestamps``, read through the ``timestamp_checker`` the caller
+passes) proves the signature existed at its genTime (+ accuracy), and the signer's path
+is validated at that time: a certificate revoked or expired later does not matter, one
+revoked before stays REVOKED_NO_POE (the token proves existence at genTime, not that
+the signature was made after the revocation; EN 319 102-1 §5.6.2.4). With no usable
+timestamp the path is validated now. A timestamp that does not hold up is
+INDETERMINATE/NO_POE on the ``timestamp`` check: the signature claims a proof of
+existence that fails, which a verifier must see. Without a checker, a timestamp is
+listed as not performed. The signingTime attribute is the signer's own claim: reported,
+never used to pass.
 """
 
 from __future__ import annotations
 
 import hmac
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 
 from asn1crypto import cms, core, x509
 
@@ -46,6 +53,7 @@ from trust.validation.report import (
     Check,
     CheckName,
     CheckStatus,
+    CmsCheck,
     Finding,
     RevocationEvidence,
     SubIndication,
@@ -53,22 +61,13 @@ from trust.validation.report import (
     ValidatedObject,
     ValidationReport,
 )
+from trust.validation.timestamps import TimestampChecker, TimestampOutcome, check_timestamp
 from trust.validation.verify import (
     _SIGNING_USAGES,
     _chain_hints,
     _key_usage_check,
     _other_sm2_keys,
 )
-
-
-class CmsCheck(StrEnum):
-    """CMS-specific check names, alongside ``CheckName``."""
-
-    MESSAGE_DIGEST = "message_digest"
-    SIGNER_CERTIFICATE = "signer_certificate"
-    SIGNING_CERTIFICATE_ATTRIBUTE = "signing_certificate_attribute"
-    TIMESTAMP = "timestamp"
-
 
 _AFTER_FORMAT = (
     CmsCheck.MESSAGE_DIGEST,
@@ -83,6 +82,19 @@ _AFTER_FORMAT = (
 )
 
 
+# Tokens looked at per signer: one is normal, a second may come from a renewal.
+MAX_TIMESTAMPS = 4
+
+
+@dataclass(frozen=True)
+class CmsVerification:
+    """A report and the material it rests on (for an evidence bundle)."""
+
+    report: ValidationReport
+    certificates: tuple[x509.Certificate, ...]  # the CMS's, the tokens', supplied, anchors
+    timestamps: tuple[bytes, ...]  # signature timestamp tokens found, DER
+
+
 def verify_cms(
     cms_der: bytes,
     data: bytes | None = None,
@@ -95,25 +107,78 @@ def verify_cms(
     revocation_mode: RevocationMode = RevocationMode.SOFT_FAIL,
     clock: Clock | None = None,
     sm2_backend: SM2Backend | None = None,
+    timestamp_checker: TimestampChecker | None = None,
 ) -> ValidationReport:
     """VerifySignedMessage: ``data`` is the detached content (or, for an attached CMS,
     content that must equal the encapsulated one). ``intermediates`` add to the
     certificates the CMS carries."""
+    return verify_cms_detailed(
+        cms_der,
+        data,
+        anchors=anchors,
+        intermediates=intermediates,
+        at=at,
+        crls=crls,
+        ocsps=ocsps,
+        revocation_mode=revocation_mode,
+        clock=clock,
+        sm2_backend=sm2_backend,
+        timestamp_checker=timestamp_checker,
+    ).report
+
+
+def verify_cms_detailed(
+    cms_der: bytes,
+    data: bytes | None = None,
+    *,
+    anchors: Sequence[CertificateInput] = (),
+    intermediates: Sequence[CertificateInput] = (),
+    at: datetime | None = None,
+    crls: Sequence[CrlInput] = (),
+    ocsps: Sequence[OcspInput] = (),
+    revocation_mode: RevocationMode = RevocationMode.SOFT_FAIL,
+    clock: Clock | None = None,
+    sm2_backend: SM2Backend | None = None,
+    timestamp_checker: TimestampChecker | None = None,
+) -> CmsVerification:
+    """``verify_cms`` with the certificates and tokens it used."""
     clock = clock or SystemClock()
-    validation_time = at if at is not None else clock.now()
-    time_source = TimeSource.PROVEN if at is not None else TimeSource.CURRENT
     extra = [load_certificate(c) for c in intermediates]
+    trusted = [load_certificate(c) for c in anchors]
     try:
         parsed = verify_signed_data(cms_der, content=data, extra_certificates=extra)
         signer_info = load_content_info(cms_der)["content"]["signer_infos"][0]
     except MalformedASN1 as exc:
-        return _format_failure(exc.detail, validation_time, time_source)
+        return _format_failure(exc.detail, at, clock)
     except IndexError:  # parses, but nobody signed it
-        return _format_failure("the SignedData has no SignerInfo", validation_time, time_source)
+        return _format_failure("the SignedData has no SignerInfo", at, clock)
 
     signer, cert = parsed.signers[0], parsed.signers[0].certificate
     pool = [*parsed.certificates, *extra]
-    signature_check, hints = _signature_check(signer, parsed.content, [*pool, *anchors])
+    validator = PathValidator(trusted, clock=clock, sm2_backend=sm2_backend)
+    tokens = _signature_timestamps(signer_info)
+    stamps: list[TimestampOutcome] = []
+    if timestamp_checker is not None:
+        stamps = [
+            check_timestamp(
+                token,
+                checker=timestamp_checker,
+                validator=validator,
+                data=signer.signature,
+                intermediates=pool,
+                crls=crls,
+                ocsps=ocsps,
+                revocation_mode=revocation_mode,
+            )
+            for token in tokens[:MAX_TIMESTAMPS]
+        ]
+    proven = [t for s in stamps if (t := s.proven_time) is not None]
+    if at is None and proven:
+        at = min(proven)
+    validation_time = at if at is not None else clock.now()
+    time_source = TimeSource.PROVEN if at is not None else TimeSource.CURRENT
+
+    signature_check, hints = _signature_check(signer, parsed.content, [*pool, *trusted])
     checks = [
         _format_check(parsed.content_info_type, parsed.content_type, parsed.detached, signer),
         _digest_check(signer, parsed.content, parsed.problems),
@@ -127,7 +192,7 @@ def verify_cms(
     if cert is None:
         checks += [_skipped(name, "no signer certificate to validate") for name in _PATH_CHECKS]
     else:
-        path = PathValidator(anchors, clock=clock, sm2_backend=sm2_backend).validate(
+        path = validator.validate(
             PathRequest(
                 certificate=cert,
                 intermediates=pool,
@@ -140,11 +205,14 @@ def verify_cms(
         )
         checks += path.checks()
         checks.append(_key_usage_check(cert, _SIGNING_USAGES, any_of=True))
-        hints += _chain_hints(path, [*pool, *anchors], sm2_backend)
+        hints += _chain_hints(path, [*pool, *trusted], sm2_backend)
         warnings += path.warnings
         warnings += _validity_warnings(cert, validation_time, signer.signing_time)
         chain, revocation = path.chain, path.revocation
-    checks.append(_timestamp_check(signer_info))
+    checks.append(_timestamp_check(len(tokens), stamps, timestamp_checker is not None))
+    for stamp in stamps:
+        if stamp.path is not None:
+            revocation += stamp.path.revocation
     if len(parsed.signers) > 1:
         warnings.append(
             Finding(
@@ -152,7 +220,7 @@ def verify_cms(
                 message=f"{len(parsed.signers) - 1} further signer(s) not covered by this report",
             )
         )
-    return ValidationReport.build(
+    report = ValidationReport.build(
         validated_object=ValidatedObject.CMS_SIGNATURE,
         checks=checks,
         validation_time=validation_time,
@@ -162,9 +230,12 @@ def verify_cms(
         proven_signing_time=at,
         chain=chain,
         revocation=revocation,
+        timestamps=tuple(s.info for s in stamps if s.info is not None),
         warnings=tuple(warnings),
         hints=tuple(hints),
     )
+    seen = [*pool, *trusted, *(c for s in stamps for c in s.certificates)]
+    return CmsVerification(report, tuple(seen), tuple(tokens[:MAX_TIMESTAMPS]))
 
 
 _PATH_CHECKS = (
@@ -183,17 +254,18 @@ def _skipped(name: str, reason: str) -> Check:
     return _check(name, CheckStatus.NOT_PERFORMED, reason)
 
 
-def _format_failure(detail: str, when: datetime, source: TimeSource) -> ValidationReport:
+def _format_failure(detail: str, at: datetime | None, clock: Clock) -> CmsVerification:
     reason = "not performed: the input is not a well-formed CMS SignedData"
-    return ValidationReport.build(
+    report = ValidationReport.build(
         validated_object=ValidatedObject.CMS_SIGNATURE,
         checks=[
             _check(CheckName.FORMAT, CheckStatus.FAILED, detail, SubIndication.FORMAT_FAILURE),
             *(_skipped(name, reason) for name in _AFTER_FORMAT),
         ],
-        validation_time=when,
-        time_source=source,
+        validation_time=at if at is not None else clock.now(),
+        time_source=TimeSource.PROVEN if at is not None else TimeSource.CURRENT,
     )
+    return CmsVerification(report, (), ())
 
 
 def _format_check(info_type: str, content_type: str, detached: bool, signer: SignerResult) -> Check:
@@ -328,18 +400,44 @@ def _ess_check(signer: SignerResult) -> Check:
     )
 
 
-def _timestamp_check(signer_info: cms.SignerInfo) -> Check:
+def _signature_timestamps(signer_info: cms.SignerInfo) -> list[bytes]:
     unsigned = signer_info["unsigned_attrs"]
-    stamped = not isinstance(unsigned, core.Void) and any(
-        attr["type"].native == "signature_time_stamp_token" for attr in unsigned
-    )
-    if stamped:
+    if isinstance(unsigned, core.Void):
+        return []
+    return [
+        value.dump()
+        for attr in unsigned
+        if attr["type"].native == "signature_time_stamp_token"
+        for value in attr["values"]
+    ]
+
+
+def _timestamp_check(found: int, stamps: Sequence[TimestampOutcome], can_check: bool) -> Check:
+    name = CmsCheck.TIMESTAMP
+    if not found:
+        return _skipped(name, "no signature timestamp")
+    if not can_check:
         return _skipped(
-            CmsCheck.TIMESTAMP,
-            "a signature timestamp is present but timestamp verification is not available "
-            "yet: the signature was validated without its proof of existence",
+            name,
+            "a signature timestamp is present but no timestamp verifier was given: the "
+            "signature was validated without its proof of existence",
         )
-    return _skipped(CmsCheck.TIMESTAMP, "no signature timestamp")
+    good = sorted((s.proven_time, s.info) for s in stamps if s.proven_time is not None and s.info)
+    if good:
+        when, info = good[0]
+        tsa = info.tsa.subject if info.tsa is not None else "?"
+        return _check(
+            name,
+            CheckStatus.PASSED,
+            f"signature timestamp by {tsa} verified (TSA signature, imprint of the signature "
+            f"value, TSA certificate path); the signature existed at {when.isoformat()}",
+        )
+    return _check(
+        name,
+        CheckStatus.INDETERMINATE,
+        f"the signature timestamp does not hold up ({stamps[0].failure}): no proof of existence",
+        SubIndication.NO_POE,
+    )
 
 
 def _validity_warnings(

@@ -84,7 +84,8 @@ def _evidence(e: RevocationEvidence) -> str:
 def _timestamp(t: TimestampInfo) -> str:
     tsa = t.tsa.subject if t.tsa is not None else "unknown TSA"
     verdict = t.indication.value + (f" / {t.sub_indication.value}" if t.sub_indication else "")
-    return f"  {_time(t.gen_time)} from {tsa}, serial {t.serial}: {verdict}"
+    accuracy = f" ±{t.accuracy_microseconds} µs" if t.accuracy_microseconds else ""
+    return f"  {_time(t.gen_time)}{accuracy} from {tsa}, serial {t.serial}: {verdict}"
 
 
 def _check(c: Check) -> str:

@@ -140,6 +140,17 @@ class CheckName(StrEnum):
     KEY_USAGE = "key_usage"
 
 
+class CmsCheck(StrEnum):
+    """Check names of signed objects (CMS SignedData, time-stamp tokens), alongside
+    ``CheckName``."""
+
+    MESSAGE_DIGEST = "message_digest"
+    MESSAGE_IMPRINT = "message_imprint"  # a time-stamp token's hash of what it stamps
+    SIGNER_CERTIFICATE = "signer_certificate"
+    SIGNING_CERTIFICATE_ATTRIBUTE = "signing_certificate_attribute"
+    TIMESTAMP = "timestamp"
+
+
 class ValidatedObject(StrEnum):
     RAW_SIGNATURE = "raw_signature"
     CERTIFICATE = "certificate"
@@ -210,6 +221,9 @@ class RevocationEvidence(_Model):
 
 class TimestampInfo(_Model):
     gen_time: AwareDatetime
+    accuracy_microseconds: int | None = Field(
+        None, description="the token's declared accuracy; it proves gen_time + accuracy"
+    )
     tsa: CertificateInfo | None = None
     serial: str
     policy: str | None = None
