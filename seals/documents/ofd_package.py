@@ -1,0 +1,179 @@
+"""Safe reading and writing of OFD packages (zip).
+
+An uploaded package is read whole into memory, entry by entry, under limits checked
+before and during decompression: entry count, total and per-entry uncompressed size,
+and compression ratio (zip bombs), since the declared sizes in a zip can lie. Entry
+names must be plain relative POSIX paths: absolute names, ``..``, backslashes, drive
+letters and duplicates are refused rather than normalised, as a package that needs
+them is hostile or broken. Encrypted entries are refused.
+"""
+
+from __future__ import annotations
+
+import io
+import posixpath
+import zipfile
+import zlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+from trust.errors import DocumentArchiveUnsafe, DocumentMalformed
+
+_CHUNK = 64 * 1024
+# Below this size a high ratio is harmless (a page of spaces compresses 1000:1).
+_RATIO_FLOOR = 1 << 20
+
+
+@dataclass(frozen=True)
+class PackageLimits:
+    max_entries: int = 10_000
+    max_total_size: int = 256 << 20  # uncompressed bytes, all entries
+    max_entry_size: int = 128 << 20
+    max_ratio: int = 200  # uncompressed / compressed, per entry over _RATIO_FLOOR
+
+
+class OfdPackage:
+    """The files of a package by name (``Doc_0/Document.xml``, no leading slash), in
+    archive order; directory entries are dropped."""
+
+    def __init__(self, files: Mapping[str, bytes]) -> None:
+        self._files = dict(files)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self._files)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and _key(name) in self._files
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._files)
+
+    def read(self, name: str) -> bytes:
+        try:
+            return self._files[_key(name)]
+        except KeyError:
+            raise DocumentMalformed(f"the package has no file /{_key(name)}") from None
+
+    def get(self, name: str) -> bytes | None:
+        return self._files.get(_key(name))
+
+    def with_files(self, changed: Mapping[str, bytes]) -> OfdPackage:
+        """A copy with ``changed`` files replaced or added (new ones at the end)."""
+        files = dict(self._files)
+        files.update({_key(n): data for n, data in changed.items()})
+        return OfdPackage(files)
+
+    def to_bytes(self) -> bytes:
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+            for name, data in self._files.items():
+                archive.writestr(name, data)
+        return out.getvalue()
+
+
+def read_package(data: bytes, limits: PackageLimits = PackageLimits()) -> OfdPackage:
+    """The package in ``data``; ``DocumentArchiveUnsafe`` or ``DocumentMalformed`` when
+    it cannot be read safely."""
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        infos = archive.infolist()
+    # zipfile reports a damaged central directory with assorted exceptions.
+    except (zipfile.BadZipFile, ValueError, EOFError, OSError, NotImplementedError) as exc:
+        raise DocumentMalformed(f"not a readable zip package: {exc}") from None
+    if len(infos) > limits.max_entries:
+        raise DocumentArchiveUnsafe(f"more than {limits.max_entries} entries")
+    declared = 0
+    for info in infos:
+        _check_name(info.filename)
+        declared += info.file_size
+        if info.flag_bits & 0x1:
+            raise DocumentArchiveUnsafe(f"entry {info.filename!r} is encrypted")
+        _check_sizes(info, limits)
+    if declared > limits.max_total_size:
+        raise DocumentArchiveUnsafe(f"uncompressed size over {limits.max_total_size} bytes")
+    files: dict[str, bytes] = {}
+    total = 0
+    for info in infos:
+        if info.is_dir():
+            continue
+        if info.filename in files:
+            raise DocumentArchiveUnsafe(f"entry {info.filename!r} appears twice")
+        content = _read_entry(archive, info, limits, limits.max_total_size - total)
+        total += len(content)
+        files[info.filename] = content
+    return OfdPackage(files)
+
+
+def resolve(location: str, base: str = "") -> str:
+    """The package name a location in an OFD file points at: absolute (``/Doc_0/..``)
+    from the root, relative from the directory ``base`` (no leading slash)."""
+    location = location.strip()
+    if not location:
+        raise DocumentMalformed("an empty file location")
+    if "\\" in location or "\x00" in location:
+        raise DocumentMalformed(f"location {location!r} is not a package path")
+    joined = location.lstrip("/") if location.startswith("/") else posixpath.join(base, location)
+    normal = posixpath.normpath(joined)
+    if normal.startswith("..") or normal in (".", "") or normal.startswith("/"):
+        raise DocumentMalformed(f"location {location!r} leaves the package")
+    return normal
+
+
+def _key(name: str) -> str:
+    return name.lstrip("/")
+
+
+def _check_name(name: str) -> None:
+    bare = name.rstrip("/")
+    parts = bare.split("/")
+    if (
+        not bare
+        or name.startswith("/")
+        or "\\" in name
+        or "\x00" in name
+        or (len(bare) > 1 and bare[1] == ":")
+        or any(p in ("", ".", "..") for p in parts)
+    ):
+        raise DocumentArchiveUnsafe(f"entry name {name!r} is not a plain relative path")
+
+
+def _check_sizes(info: zipfile.ZipInfo, limits: PackageLimits) -> None:
+    if info.file_size > limits.max_entry_size:
+        raise DocumentArchiveUnsafe(
+            f"entry {info.filename!r} is over {limits.max_entry_size} bytes"
+        )
+    if info.file_size > _RATIO_FLOOR and info.file_size > limits.max_ratio * max(
+        info.compress_size, 1
+    ):
+        raise DocumentArchiveUnsafe(f"entry {info.filename!r} compresses suspiciously well")
+
+
+def _read_entry(
+    archive: zipfile.ZipFile, info: zipfile.ZipInfo, limits: PackageLimits, room: int
+) -> bytes:
+    """The entry's bytes, never more than it declared nor than the room left: the
+    declared size is what the limits were checked against."""
+    cap = min(info.file_size, limits.max_entry_size, room)
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        with archive.open(info) as stream:
+            while chunk := stream.read(_CHUNK):
+                size += len(chunk)
+                if size > cap:
+                    raise DocumentArchiveUnsafe(
+                        f"entry {info.filename!r} inflates beyond its declared size or the limits"
+                    )
+                chunks.append(chunk)
+    except DocumentArchiveUnsafe:
+        raise
+    # CRC errors, truncated or corrupt streams, unsupported compression.
+    except (zipfile.BadZipFile, zlib.error, ValueError, EOFError, OSError, NotImplementedError):
+        raise DocumentMalformed(f"entry {info.filename!r} cannot be read") from None
+    content = b"".join(chunks)
+    # zipfile stops at the declared size without checking the CRC: a size that lies
+    # low would otherwise pass as a silently truncated file.
+    if zlib.crc32(content) != info.CRC:
+        raise DocumentMalformed(f"entry {info.filename!r} does not match its size or CRC")
+    return content

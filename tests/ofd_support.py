@@ -1,0 +1,108 @@
+"""Test support for OFD: the sample packages, ofdrw's test signer certificate, rewriting
+a package, raw zips for hostile-archive tests, and a generated unsigned OFD."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import zipfile
+from pathlib import Path
+
+from asn1crypto import pem, x509
+
+from seals.documents.ofd_package import read_package
+from seals.documents.ofd_xml import NS
+from trust.sm3 import sm3
+
+VECTORS = Path(__file__).parent / "vectors"
+
+
+def sample(name: str) -> bytes:
+    """An OFD sample: ofdrw's seal samples live with the seal vectors, the rest here."""
+    for folder in ("seals", "ofd"):
+        path = VECTORS / folder / name
+        if path.exists():
+            return path.read_bytes()
+    raise FileNotFoundError(name)
+
+
+def ofdrw_user_certificate() -> x509.Certificate:
+    """The signer certificate in ofdrw's USER.p12, read by the openssl CLI (RC2-40 needs
+    -legacy; cryptography refuses the SM2 key in it)."""
+    out = subprocess.run(
+        ["openssl", "pkcs12", "-legacy", "-nokeys", "-passin", "pass:777777"],
+        input=(VECTORS / "ofd" / "USER.p12").read_bytes(),
+        capture_output=True,
+        check=True,
+    ).stdout
+    start = out.index(b"-----BEGIN CERTIFICATE-----")
+    _, _, der = pem.unarmor(out[start:])
+    return x509.Certificate.load(der)
+
+
+def rewrite(package: bytes, changed: dict[str, bytes]) -> bytes:
+    """``package`` with files replaced or added."""
+    return read_package(package).with_files(changed).to_bytes()
+
+
+def change_one_byte(data: bytes) -> bytes:
+    """``data`` with one byte changed; XML stays well-formed (a space becomes a tab)."""
+    changed = bytearray(data)
+    index = data.find(b" ") if data.lstrip().startswith(b"<") else len(data) - 1
+    changed[index] = 0x09 if changed[index] == 0x20 else changed[index] ^ 0x01
+    return bytes(changed)
+
+
+def raw_zip(entries: list[tuple[str, bytes]], method: int = zipfile.ZIP_DEFLATED) -> bytes:
+    """A zip with exactly these entry names, duplicates and hostile names included."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", method) as archive:
+        for name, data in entries:
+            info = zipfile.ZipInfo(name)
+            info.compress_type = method
+            archive.writestr(info, data)
+    return out.getvalue()
+
+
+def make_ofd(pages: int = 1, filler: int = 0) -> bytes:
+    """An unsigned OFD with ``pages`` pages of text and ``filler`` bytes of incompressible
+    image resource, laid out as ofdrw writes documents."""
+    ofd = (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<ofd:OFD xmlns:ofd="{NS}" Version="1.0" '
+        'DocType="OFD"><ofd:DocBody><ofd:DocInfo><ofd:DocID>0123456789abcdef</ofd:DocID>'
+        "</ofd:DocInfo><ofd:DocRoot>Doc_0/Document.xml</ofd:DocRoot></ofd:DocBody></ofd:OFD>"
+    )
+    page_list = "".join(
+        f'<ofd:Page ID="{i + 1}" BaseLoc="Pages/Page_{i}/Content.xml"/>' for i in range(pages)
+    )
+    document = (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<ofd:Document xmlns:ofd="{NS}"><ofd:CommonData>'
+        "<ofd:PublicRes>PublicRes.xml</ofd:PublicRes><ofd:PageArea><ofd:PhysicalBox>0 0 210 297"
+        f"</ofd:PhysicalBox></ofd:PageArea><ofd:MaxUnitID>{pages + 10}</ofd:MaxUnitID>"
+        f"</ofd:CommonData><ofd:Pages>{page_list}</ofd:Pages></ofd:Document>"
+    )
+    public_res = (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<ofd:Res xmlns:ofd="{NS}" BaseLoc="Res">'
+        '<ofd:Fonts><ofd:Font ID="3" FontName="SimSun"/></ofd:Fonts></ofd:Res>'
+    )
+    files = {
+        "OFD.xml": ofd.encode(),
+        "Doc_0/Document.xml": document.encode(),
+        "Doc_0/PublicRes.xml": public_res.encode(),
+    }
+    for i in range(pages):
+        files[f"Doc_0/Pages/Page_{i}/Content.xml"] = (
+            f'<?xml version="1.0" encoding="UTF-8"?>\n<ofd:Page xmlns:ofd="{NS}"><ofd:Content>'
+            f'<ofd:Layer ID="{pages + 1 + i}"><ofd:TextObject ID="{2 * pages + 1 + i}" '
+            'Boundary="30 25 60 5" Font="3" Size="3"><ofd:TextCode X="0" Y="3">'
+            f"Page {i + 1}</ofd:TextCode></ofd:TextObject></ofd:Layer></ofd:Content></ofd:Page>"
+        ).encode()
+    if filler:
+        # Deterministic and incompressible: SM3 in counter mode.
+        blocks = [sm3(i.to_bytes(8, "big")) for i in range(filler // 32 + 1)]
+        files["Doc_0/Res/image_0.png"] = b"".join(blocks)[:filler]
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return out.getvalue()
