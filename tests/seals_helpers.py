@@ -3,18 +3,35 @@ certificates, and a ready-made v4 seal and signature from the builder."""
 
 from __future__ import annotations
 
+import os
 import secrets
 import zipfile
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from asn1crypto import keys, x509
 
 import trust.oids  # noqa: F401  (registers sm3_sm2 with asn1crypto)
+from ca.issue import IssueRequest
+from ca.keystore_source import build_certificate_authority
+from ca.service import CertificateAuthority, CreateCaRequest
+from keystore.kek.local import LocalKek
+from keystore.model import Actor, Algorithm, GenerateRequest, Purpose
+from keystore.service import KeyStore
+from keystore.signer import KeystoreCmsSigner
 from seals.build import build_seal, build_seal_info, build_signature, build_tbs_sign
 from seals.parse import CertDigest
+from seals.service import ApplyRequest, SealService, Timestamper
+from seals.wiring import build_seal_service
+from trust import migrations
+from trust.audit import AuditLog
+from trust.clock import FakeClock
+from trust.db import Database
+from trust.errors import SignerNotFound
 from trust.keys import KeyAlgorithm, SM2PrivateKey, generate
+from trust.settings import Settings
 from trust.sm3 import sm3
 
 VECTORS = Path(__file__).parent / "vectors" / "seals"
@@ -109,3 +126,131 @@ def make_signature(
         property_info="/Doc_0/Signs/Sign_0/Signature.xml",
     )
     return build_signature(tbs, signer.cert, signer.key.sign)
+
+
+# --- the registry: a seal service over a real key store and CA --------------------
+
+
+@dataclass
+class StampingSigner:
+    signer_id: str
+    key_id: str
+    certificate: bytes  # DER, issued by the CA under the seal_signer profile
+    serial_hex: str
+
+
+class TestSigners:
+    """A stand-in for the signer registry (``ca/signers.py``): key-store keys with
+    CA-issued seal_signer certificates, usable by the principals they name."""
+
+    __test__ = False  # not a pytest class
+
+    def __init__(self, keystore: KeyStore, ca: CertificateAuthority, ca_id: str) -> None:
+        self._keystore, self._ca, self._ca_id = keystore, ca, ca_id
+        self._signers: dict[str, StampingSigner] = {}
+
+    def add(self, signer_id: str, user: str, *, validity_days: int = 365) -> StampingSigner:
+        info = self._keystore.generate(
+            GenerateRequest(
+                label=signer_id,
+                algorithm=Algorithm.SM2,
+                purpose=Purpose.SIGN,
+                permitted_principals=frozenset({user}),
+            ),
+            ADMIN,
+        )
+        issued = self._ca.issue(
+            IssueRequest(
+                self._ca_id,
+                "seal_signer",
+                public_key=self._keystore.public_key(info.id).spki_der,
+                subject={"C": "CN", "O": "测试单位", "CN": f"签章人 {signer_id}"},
+                validity_days=validity_days,
+            )
+        )
+        signer = StampingSigner(signer_id, info.id, issued.certificate_der, issued.serial_hex)
+        self._signers[signer_id] = signer
+        return signer
+
+    def cms_signer(self, signer_id: str, actor: Actor) -> KeystoreCmsSigner:
+        signer = self._signers.get(signer_id)
+        if signer is None:
+            raise SignerNotFound(f"no signer {signer_id}")
+        cert = x509.Certificate.load(signer.certificate)
+        return KeystoreCmsSigner(self._keystore, actor, signer.key_id, cert)
+
+
+ADMIN = Actor("test-admin", frozenset({"key_admin"}))
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(64)
+
+
+@dataclass
+class SealEnv:
+    db: Database
+    clock: FakeClock
+    keystore: KeyStore
+    ca: CertificateAuthority
+    issuing_ca_id: str
+    root_certificate: bytes
+    issuing_certificate: bytes
+    signers: TestSigners
+    service: SealService
+    audit: AuditLog
+    settings: Settings
+
+    def close(self) -> None:
+        self.keystore.close()
+        self.db.dispose()
+
+    def apply(self, *signers: StampingSigner, applicant: str = "officer-a", **fields: Any) -> str:
+        values: dict[str, Any] = {
+            "seal_type": "contract",
+            "name": "测试合同专用章",
+            "organization": "测试单位",
+            "picture": PNG,
+            "picture_type": "PNG",
+            "width_mm": 40,
+            "height_mm": 40,
+            "valid_start": self.clock.now() - timedelta(days=1),
+            "valid_end": self.clock.now() + timedelta(days=100),
+            "signer_certificates": tuple(s.certificate for s in signers),
+        }
+        values.update(fields)
+        return self.service.apply(ApplyRequest(**values), actor=applicant).esid
+
+    def active_seal(self, *signers: StampingSigner, **fields: Any) -> str:
+        esid = self.apply(*signers, **fields)
+        self.service.approve(esid, actor="officer-b")
+        self.service.make(esid, actor="officer-b")
+        return esid
+
+
+def seal_env(url: str, *, timestamper: Timestamper | None = None, **settings: Any) -> SealEnv:
+    config = Settings(database_url=url, **settings)
+    db = Database(url)
+    migrations.upgrade(db)
+    clock = FakeClock(datetime.now(UTC).replace(microsecond=0))
+    audit = AuditLog(db, clock)
+    keystore = KeyStore(db, LocalKek(os.urandom(16), source="test"), clock=clock, audit=audit)
+    ca = build_certificate_authority(config, db, keystore, clock, audit)
+    root = ca.create_ca(CreateCaRequest(config.ca_default_sm2_root_name, KeyAlgorithm.SM2))
+    issuing = ca.create_ca(
+        CreateCaRequest(config.ca_default_sm2_issuing_name, KeyAlgorithm.SM2, parent_id=root.id)
+    )
+    signers = TestSigners(keystore, ca, issuing.id)
+    service = build_seal_service(
+        config, db, keystore, ca, clock, audit, signers=signers, timestamper=timestamper
+    )
+    return SealEnv(
+        db,
+        clock,
+        keystore,
+        ca,
+        issuing.id,
+        ca.chain(root.id)[0],
+        ca.chain(issuing.id)[0],
+        signers,
+        service,
+        audit,
+        config,
+    )

@@ -109,6 +109,39 @@ class Settings(BaseSettings):
     # External root certificates (PEM or DER files) trusted besides the service's own CAs.
     trust_anchor_files: list[Path] = Field(default_factory=list)
 
+    # --- time-stamp authority ---
+    tsa_default_unit: str = "sm2"  # the unit POST /tsa and issue() use when none is named
+    # Policy OIDs of the units trustctl init creates: placeholders under the ITU-T
+    # example arc (2.999) until the operator has its own TSA policy arc.
+    tsa_sm2_policy_oid: str = "2.999.1.1"
+    tsa_ecdsa_policy_oid: str = "2.999.1.2"
+    tsa_accuracy_ms: int = Field(1000, ge=1, le=60_000)
+    # Workers re-read the unit table this often, picking up rotations by other processes.
+    tsa_unit_refresh_seconds: float = Field(5.0, gt=0)
+    # While this file exists the TSA clock counts as unsynchronised (timeNotAvailable,
+    # /readyz 503); the operator's time-source monitor creates and removes it.
+    # Default: var_dir / "tsa-clock-unsynchronised".
+    tsa_clock_flag_file: Path | None = None
+
+    # --- electronic seals ---
+    # Seal officers other than the applicant who must approve a seal before it is made.
+    seal_required_approvals: int = Field(1, ge=1, le=10)
+    # SES_ESPropertyInfo.type codes by seal type name (GB/T 33481 kinds; codes are local).
+    seal_type_codes: dict[str, int] = Field(
+        default_factory=lambda: {
+            "official": 1,  # 法定名称章
+            "finance": 2,  # 财务专用章
+            "invoice": 3,  # 发票专用章
+            "contract": 4,  # 合同专用章
+            "business": 5,  # 业务专用章
+            "personal": 6,  # 个人名章
+        }
+    )
+    seal_vendor_id: str = "TRUSTSVC"  # SES_Header.vid of the seals made here
+    # The CA that certifies the seal maker (by name); None: the default SM2 issuing CA.
+    seal_maker_ca: str | None = None
+    seal_maker_validity_days: int = Field(3 * 365, ge=1)
+
     # --- logging ---
     log_level: str = "INFO"
     access_log: bool = True
@@ -133,6 +166,10 @@ class Settings(BaseSettings):
     @property
     def effective_master_key_file(self) -> Path:
         return self.master_key_file or self.var_dir / "master.key"
+
+    @property
+    def effective_tsa_clock_flag_file(self) -> Path:
+        return self.tsa_clock_flag_file or self.var_dir / "tsa-clock-unsynchronised"
 
     @classmethod
     def settings_customise_sources(
