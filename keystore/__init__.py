@@ -6,6 +6,7 @@ from keystore.backup import create_backup, restore_backup
 from keystore.checkpoint import KeystoreCheckpointSigner, KeystoreCheckpointVerifier
 from keystore.envelope import KekRing
 from keystore.model import (
+    MAX_REASON,
     Actor,
     Algorithm,
     GenerateRequest,
@@ -22,6 +23,7 @@ from keystore.model import (
 from keystore.service import KeyStore, build_keystore
 
 __all__ = [
+    "MAX_REASON",
     "Actor",
     "Algorithm",
     "GenerateRequest",

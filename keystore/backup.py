@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -69,13 +70,14 @@ def create_backup(
     scrypt_n: int = SCRYPT_N,
     scrypt_r: int = SCRYPT_R,
     scrypt_p: int = SCRYPT_P,
+    progress: Callable[[int, int], None] | None = None,
 ) -> bytes:
-    """A bundle of every key (admins only)."""
+    """A bundle of every key (admins only); ``progress(done, total)`` after each key."""
     if not actor.is_admin:
         raise Forbidden("only a key administrator may back up the key store")
     if len(passphrase) < _MIN_PASSPHRASE:
         raise BadRequest(f"a backup passphrase has at least {_MIN_PASSPHRASE} characters")
-    keys = [_encode_key(info, plain) for info, plain in store._export_all()]
+    keys = [_encode_key(info, plain) for info, plain in store._export_all(progress)]
     salt, nonce = os.urandom(16), os.urandom(sm4.GCM_NONCE_SIZE)
     header = json.dumps(
         {
@@ -100,9 +102,18 @@ def create_backup(
     return prefix + body
 
 
-def restore_backup(store: KeyStore, bundle: bytes, passphrase: str, actor: Actor) -> int:
+def restore_backup(
+    store: KeyStore,
+    bundle: bytes,
+    passphrase: str,
+    actor: Actor,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
     """Restore a bundle into an empty store (same key ids, versions, states and public keys;
-    secrets sealed anew under the store's master key). Returns the number of keys."""
+    secrets sealed anew under the store's master key). Returns the number of keys.
+    ``progress(done, total)`` follows the sealing of each key; all of them are then
+    inserted in one transaction, so a failed restore leaves the store empty."""
     if not actor.is_admin:
         raise Forbidden("only a key administrator may restore the key store")
     header, prefix = _parse_header(bundle)
@@ -119,7 +130,7 @@ def restore_backup(store: KeyStore, bundle: bytes, passphrase: str, actor: Actor
     if not store._is_empty():
         raise KeystoreNotEmpty("restore needs an empty key store")
     items = [_decode_key(k) for k in json.loads(plain)]
-    store._insert_restored(items)
+    store._insert_restored(items, progress)
     store._record(actor, "keystore.restore", None, {"keys": len(items)})
     return len(items)
 
@@ -173,6 +184,7 @@ def _encode_key(info: KeyInfo, plain: dict[int, bytes]) -> dict[str, Any]:
         "destroyed_at": _time(info.destroyed_at),
         "imported": info.imported,
         "primary_version": info.primary_version,
+        "state_reason": info.state_reason,
         "versions": [
             {
                 "version": v.version,
@@ -221,5 +233,6 @@ def _decode_key(k: dict[str, Any]) -> tuple[KeyInfo, dict[int, bytes]]:
         imported=k["imported"],
         primary_version=k["primary_version"],
         versions=versions,
+        state_reason=k.get("state_reason"),  # absent from bundles made before it existed
     )
     return info, plain

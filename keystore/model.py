@@ -97,6 +97,9 @@ class GenerateRequest:
     rotation_period: timedelta | None = None
 
 
+MAX_REASON = 500  # characters of a state change's reason (the column's width)
+
+
 @dataclass(frozen=True)
 class KeyVersionInfo:
     version: int
@@ -127,6 +130,7 @@ class KeyInfo:
     imported: bool
     primary_version: int
     versions: tuple[KeyVersionInfo, ...] = field(default=())
+    state_reason: str | None = None  # given with the latest state change, if any
 
     def version(self, number: int) -> KeyVersionInfo | None:
         for v in self.versions:

@@ -43,6 +43,7 @@ keystore_key = Table(
     Column("destroyed_at", UTCDateTime, nullable=True),
     Column("imported", Boolean, nullable=False),
     Column("primary_version", Integer, nullable=False),
+    Column("state_reason", String(500), nullable=True),  # of the latest state change
 )
 
 keystore_version = Table(

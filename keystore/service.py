@@ -27,6 +27,7 @@ from keystore.envelope import KekRing
 from keystore.kek import KekProvider, build_kek_provider
 from keystore.model import (
     ALGORITHM_OF,
+    MAX_REASON,
     Actor,
     Algorithm,
     GenerateRequest,
@@ -388,6 +389,9 @@ class KeyStore:
     ) -> int:
         if not info.algorithm.can_sign:
             raise KeyPurposeMismatch(f"key {info.id} does not sign")
+        if version is not None and info.version(version) is None:
+            # A version that never existed is not found; only a real one can be destroyed.
+            raise KeyNotFound(f"key {info.id} has no version {version}")
         candidates = [v for v in info.live_versions if version is None or v.version == version]
         if not candidates:
             raise KeyDestroyed(f"key {info.id} has no version left to verify with")
@@ -473,6 +477,8 @@ class KeyStore:
     def _asym_decrypt(
         self, entry: CachedKey, ciphertext: bytes, version: int | None
     ) -> tuple[int, bytes]:
+        if version is not None and entry.info.version(version) is None:
+            raise KeyNotFound(f"key {entry.info.id} has no version {version}")
         candidates = [
             v.version for v in entry.info.live_versions if version is None or v.version == version
         ]
@@ -535,24 +541,32 @@ class KeyStore:
                 rotated.append(key_id)
         return rotated
 
-    def activate(self, key_id: str, actor: Actor) -> KeyInfo:
-        return self._transition(key_id, S.ACTIVE, actor, "key.activate")
+    # Each state change takes an optional free-text ``reason``: stored as the key's
+    # ``state_reason`` (the reason of its latest change; none given clears it) and audited.
 
-    def suspend(self, key_id: str, actor: Actor) -> KeyInfo:
-        return self._transition(key_id, S.SUSPENDED, actor, "key.suspend")
+    def activate(self, key_id: str, actor: Actor, *, reason: str | None = None) -> KeyInfo:
+        return self._transition(key_id, S.ACTIVE, actor, "key.activate", reason)
 
-    def resume(self, key_id: str, actor: Actor) -> KeyInfo:
+    def suspend(self, key_id: str, actor: Actor, *, reason: str | None = None) -> KeyInfo:
+        return self._transition(key_id, S.SUSPENDED, actor, "key.suspend", reason)
+
+    def resume(self, key_id: str, actor: Actor, *, reason: str | None = None) -> KeyInfo:
         info = self._entry(key_id, fresh=True).info
         if info.state is not S.SUSPENDED:
             check_transition(key_id, info.state, S.SUSPENDED)  # names why it is not suspended
             raise KeyNotActive(f"key {key_id} is not suspended")
-        return self._transition(key_id, S.ACTIVE, actor, "key.resume")
+        return self._transition(key_id, S.ACTIVE, actor, "key.resume", reason)
 
-    def deactivate(self, key_id: str, actor: Actor) -> KeyInfo:
-        return self._transition(key_id, S.DEACTIVATED, actor, "key.deactivate")
+    def deactivate(self, key_id: str, actor: Actor, *, reason: str | None = None) -> KeyInfo:
+        return self._transition(key_id, S.DEACTIVATED, actor, "key.deactivate", reason)
 
     def mark_compromised(
-        self, key_id: str, actor: Actor, *, compromised_at: datetime | None = None
+        self,
+        key_id: str,
+        actor: Actor,
+        *,
+        compromised_at: datetime | None = None,
+        reason: str | None = None,
     ) -> KeyInfo:
         """Record a compromise and when it happened (default now); the key never signs again."""
         when = compromised_at or self._clock.now()
@@ -561,18 +575,21 @@ class KeyStore:
             S.COMPROMISED,
             actor,
             "key.compromise",
+            reason,
             {"compromised_at": when},
             {"compromised_at": when.isoformat()},
         )
 
-    def transition(self, key_id: str, target: KeyState, actor: Actor) -> KeyInfo:
+    def transition(
+        self, key_id: str, target: KeyState, actor: Actor, *, reason: str | None = None
+    ) -> KeyInfo:
         """Move to ``target`` directly (destroyed: after the waiting period, see
         ``schedule_destruction``); the state machine decides."""
         if target is S.DESTROYED:
-            return self.schedule_destruction(key_id, actor)
+            return self.schedule_destruction(key_id, actor, reason=reason)
         if target is S.COMPROMISED:
-            return self.mark_compromised(key_id, actor)
-        return self._transition(key_id, target, actor, f"key.state.{target.value}")
+            return self.mark_compromised(key_id, actor, reason=reason)
+        return self._transition(key_id, target, actor, f"key.state.{target.value}", reason)
 
     def _transition(
         self,
@@ -580,9 +597,11 @@ class KeyStore:
         target: KeyState,
         actor: Actor,
         action: str,
+        reason: str | None,
         values: Mapping[str, Any] | None = None,
         details: Mapping[str, Any] | None = None,
     ) -> KeyInfo:
+        _check_reason(reason)
         info = self._entry(key_id, fresh=True).info
         self._require_manager(info, actor, action)
         check_transition(key_id, info.state, target)
@@ -591,30 +610,45 @@ class KeyStore:
                 s.execute(
                     update(keystore_key)
                     .where(keystore_key.c.id == key_id, keystore_key.c.state == info.state.value)
-                    .values(state=target.value, **(values or {}))
+                    .values(state=target.value, state_reason=reason, **(values or {}))
                 )
             )
         if not done:
             raise Conflict(f"key {key_id} changed state meanwhile; retry")
         self._changed(key_id)
-        self._record(actor, action, key_id, {"from": info.state.value, **(details or {})})
+        self._record(
+            actor, action, key_id, {"from": info.state.value, **_reason(reason), **(details or {})}
+        )
         return self._entry(key_id, fresh=True).info
 
     def schedule_destruction(
-        self, key_id: str, actor: Actor, *, wait: timedelta | None = None
+        self,
+        key_id: str,
+        actor: Actor,
+        *,
+        wait: timedelta | None = None,
+        reason: str | None = None,
     ) -> KeyInfo:
         """Destroy the key's material after the waiting period (``destroy_due``); only keys
         the state machine lets go to destroyed (pre-activation, deactivated, compromised)."""
+        _check_reason(reason)
         info = self._entry(key_id, fresh=True).info
         self._require_manager(info, actor, "key.destroy.schedule")
         check_transition(key_id, info.state, S.DESTROYED)
         after = self._clock.now() + (self._destruction_wait if wait is None else wait)
         with self._db.session() as s:
             s.execute(
-                update(keystore_key).where(keystore_key.c.id == key_id).values(destroy_after=after)
+                update(keystore_key)
+                .where(keystore_key.c.id == key_id)
+                .values(destroy_after=after, state_reason=reason)
             )
         self._changed(key_id)
-        self._record(actor, "key.destroy.schedule", key_id, {"destroy_after": after.isoformat()})
+        self._record(
+            actor,
+            "key.destroy.schedule",
+            key_id,
+            {"destroy_after": after.isoformat(), **_reason(reason)},
+        )
         return self._entry(key_id, fresh=True).info
 
     def cancel_destruction(self, key_id: str, actor: Actor) -> KeyInfo:
@@ -881,11 +915,16 @@ class KeyStore:
     def _verify_unaudited(self, key_id: str, data: bytes, signature: bytes) -> int:
         return self._verify(self._entry(key_id).info, data, signature, False, None, None, None)
 
-    def _export_all(self) -> Iterable[tuple[KeyInfo, dict[int, bytes]]]:
-        """Every key with the plaintext secret of each live version (backup only)."""
+    def _export_all(
+        self, progress: Callable[[int, int], None] | None = None
+    ) -> Iterable[tuple[KeyInfo, dict[int, bytes]]]:
+        """Every key with the plaintext secret of each live version (backup only);
+        ``progress(done, total)`` before the first key and after each."""
         with self._db.session() as s:
             ids = [k for (k,) in s.execute(select(keystore_key.c.id).order_by(keystore_key.c.id))]
-        for key_id in ids:
+        if progress is not None:
+            progress(0, len(ids))
+        for done, key_id in enumerate(ids, 1):
             entry = self._entry(key_id, fresh=True)
             plain = {}
             for v in entry.info.live_versions:
@@ -894,15 +933,23 @@ class KeyStore:
                     secret if isinstance(secret, bytes) else secret.private_bytes_pkcs8()
                 )
             yield entry.info, plain
+            if progress is not None:
+                progress(done, len(ids))
 
     def _is_empty(self) -> bool:
         with self._db.session() as s:
             return s.execute(select(func.count()).select_from(keystore_key)).scalar_one() == 0
 
-    def _insert_restored(self, items: Sequence[tuple[KeyInfo, dict[int, bytes]]]) -> None:
+    def _insert_restored(
+        self,
+        items: Sequence[tuple[KeyInfo, dict[int, bytes]]],
+        progress: Callable[[int, int], None] | None = None,
+    ) -> None:
         keys: list[dict[str, Any]] = []
         versions: list[dict[str, Any]] = []
-        for info, plain in items:
+        if progress is not None:
+            progress(0, len(items))
+        for done, (info, plain) in enumerate(items, 1):
             keys.append(_key_row(info))
             for v in info.versions:
                 secret = plain.get(v.version)
@@ -927,6 +974,8 @@ class KeyStore:
                         kek_id=sealed.kek_id,
                     )
                 versions.append(row)
+            if progress is not None:
+                progress(done, len(items))
         with self._db.session() as s:
             if keys:
                 s.execute(insert(keystore_key), keys)
@@ -985,6 +1034,17 @@ def _check_request(request: GenerateRequest) -> None:
         raise BadRequest("a rotation period must be positive")
 
 
+def _check_reason(reason: str | None) -> None:
+    if reason is not None and not (
+        0 < len(reason) <= MAX_REASON and reason.isprintable() and reason.strip()
+    ):
+        raise BadRequest(f"a reason is 1 to {MAX_REASON} printable characters")
+
+
+def _reason(reason: str | None) -> dict[str, str]:
+    return {} if reason is None else {"reason": reason}
+
+
 def _may_use(info: KeyInfo, actor: Actor) -> bool:
     return (
         actor.id == info.owner
@@ -1018,6 +1078,7 @@ def _info(row: Any, versions: Sequence[Any]) -> KeyInfo:
         destroyed_at=row.destroyed_at,
         imported=bool(row.imported),
         primary_version=row.primary_version,
+        state_reason=row.state_reason,
         versions=tuple(
             KeyVersionInfo(
                 version=v.version,
@@ -1053,4 +1114,5 @@ def _key_row(info: KeyInfo) -> dict[str, Any]:
         "destroyed_at": info.destroyed_at,
         "imported": info.imported,
         "primary_version": info.primary_version,
+        "state_reason": info.state_reason,
     }

@@ -416,6 +416,71 @@ def test_compromise_records_when(
     )
 
 
+def test_state_change_reason_is_stored_and_audited(env: ApiEnv, admin: dict[str, str]) -> None:
+    from trust.audit import AuditLog
+
+    key = create(env, admin)
+    url = f"/v1/keys/{key['id']}"
+    assert key["state_reason"] is None
+    r = env.client.post(
+        f"{url}/state", json={"state": "suspended", "reason": "holder on leave"}, headers=admin
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["state_reason"] == "holder on leave"
+    assert env.client.get(url, headers=admin).json()["state_reason"] == "holder on leave"
+    last = AuditLog(env.db, env.clock).tail(1)[0]
+    assert (last.action, last.target) == ("key.state.suspended", key["id"])
+    assert last.details == {"from": "active", "reason": "holder on leave"}
+    # The reason belongs to the latest change: a change without one clears it.
+    r = env.client.post(f"{url}/state", json={"state": "active"}, headers=admin)
+    assert r.json()["state_reason"] is None
+    r = env.client.post(
+        f"{url}/state",
+        json={"state": "compromised", "reason": "token stolen"},
+        headers=admin,
+    )
+    assert r.json()["state_reason"] == "token stolen"
+    assert AuditLog(env.db, env.clock).tail(1)[0].details["reason"] == "token stolen"
+    r = env.client.post(
+        f"{url}/state", json={"state": "destroyed", "reason": "end of life"}, headers=admin
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["state_reason"] == "end of life"
+    assert r.json()["destroy_after"] is not None
+
+
+def test_bad_reasons_are_refused_and_change_nothing(env: ApiEnv, admin: dict[str, str]) -> None:
+    key = create(env, admin)
+    url = f"/v1/keys/{key['id']}"
+    for reason, status, code in [
+        ("", 422, "validation_failed"),
+        ("x" * 501, 422, "validation_failed"),
+        ("line\nbreak", 400, "bad_request"),
+        ("   ", 400, "bad_request"),
+    ]:
+        r = env.client.post(
+            f"{url}/state", json={"state": "suspended", "reason": reason}, headers=admin
+        )
+        problem(r, status, code)
+    after = env.client.get(url, headers=admin).json()
+    assert (after["state"], after["state_reason"]) == ("active", None)
+
+
+def test_verify_with_a_missing_version_is_key_not_found(
+    env: ApiEnv, admin: dict[str, str], signer: dict[str, str]
+) -> None:
+    key = create(env, admin)
+    signature = sign(env, key["id"], signer, data_b64=b64(b"m")).json()["signature_b64"]
+    body = {"data_b64": b64(b"m"), "signature_b64": signature, "version": 7}
+    r = env.client.post(f"/v1/keys/{key['id']}/verify", json=body, headers=signer)
+    problem(r, 404, "key_not_found")
+    body["version"] = 1
+    assert verify(env, key["id"], signer, **{k: v for k, v in body.items()}) == {
+        "valid": True,
+        "version": 1,
+    }
+
+
 # --- bad input ------------------------------------------------------------------------------
 
 

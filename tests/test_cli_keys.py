@@ -101,10 +101,16 @@ def test_key_lifecycle(cli: CliRunner, tmp_path: Path) -> None:
     assert load_public_key(out.read_bytes()).algorithm == "sm2"
     assert out.read_text() == rotated["versions"][0]["public_key_pem"]
 
-    assert json.loads(run(cli, "keys", "suspend", key["id"], "--json").stdout)["state"] == (
-        "suspended"
+    suspended = json.loads(
+        run(cli, "keys", "suspend", key["id"], "--reason", "audit pending", "--json").stdout
     )
+    assert (suspended["state"], suspended["state_reason"]) == ("suspended", "audit pending")
+    assert "reason: audit pending" in run(cli, "keys", "show", key["id"]).stdout
     assert json.loads(run(cli, "keys", "resume", key["id"], "--json").stdout)["state"] == "active"
+    tail = run(cli, "audit", "tail", "-n", "2", "--json").stdout.splitlines()
+    suspension = json.loads(tail[0])
+    assert suspension["action"] == "key.suspend"
+    assert suspension["details"] == {"from": "active", "reason": "audit pending"}
     # Destruction is refused for an active key, naming the key store's code.
     refused = run(cli, "keys", "destroy", key["id"], "--yes", code=2)
     assert "key_destruction_needs_deactivation" in refused.stderr
@@ -144,7 +150,9 @@ def test_backup_restore_into_a_fresh_store(
     bundle = tmp_path / "keys.bundle"
     result = run(cli, "keys", "backup", str(bundle), "--passphrase-file", str(pass_file))
     assert stat.S_IMODE(bundle.stat().st_mode) == 0o600
-    assert "3 keys" in result.stdout and "3/3" in result.stderr
+    assert "3 keys" in result.stdout
+    # One progress line per key, not just a start and an end.
+    assert [f"backing up keys: {n}/3" in result.stderr for n in range(4)] == [True] * 4
     assert PASSPHRASE not in result.output
     run(cli, "keys", "backup", str(bundle), "--passphrase-file", str(pass_file), code=2)
 
@@ -156,6 +164,7 @@ def test_backup_restore_into_a_fresh_store(
     # The hidden prompt: the passphrase typed is not echoed.
     restored = run(cli, "keys", "restore", str(bundle), input=PASSPHRASE + "\n")
     assert "restored 3 keys" in restored.stdout and PASSPHRASE not in restored.output
+    assert [f"restoring keys: {n}/3" in restored.stderr for n in range(4)] == [True] * 4
     after = listed(cli)
     assert after == before
     assert (tmp_path / "fresh" / "master.key").read_text() != (

@@ -232,6 +232,32 @@ def test_compromise_records_time_and_stops_signing(env: Env) -> None:
     env.store.verify(info.id, b"m", sig, APP)  # processing with caution stays possible
 
 
+def test_state_change_reason_is_stored_and_audited(env: Env) -> None:
+    info = env.store.generate(request(), ADMIN)
+    assert env.store.suspend(info.id, ADMIN, reason="under review").state_reason == ("under review")
+    assert env.audit.tail(1)[0].details == {"from": "active", "reason": "under review"}
+    assert env.store.resume(info.id, ADMIN).state_reason is None  # the latest change's
+    for bad in ("", " ", "tab\there", "x" * 501):
+        with pytest.raises(BadRequest):
+            env.store.deactivate(info.id, ADMIN, reason=bad)
+    assert env.store.get(info.id, ADMIN).state is KeyState.ACTIVE
+    out = env.store.mark_compromised(info.id, ADMIN, reason="HSM backup tape lost")
+    assert out.state_reason == "HSM backup tape lost"
+    assert env.audit.tail(1)[0].details["reason"] == "HSM backup tape lost"
+
+
+def test_a_version_that_never_existed_is_not_found(env: Env) -> None:
+    signing = env.store.generate(request(), ADMIN)
+    sig = env.store.sign(signing.id, b"m", APP).signature
+    with pytest.raises(KeyNotFound):
+        env.store.verify(signing.id, b"m", sig, APP, version=2)
+    sealed = env.store.generate(request(Algorithm.SM2, Purpose.ENCRYPT), ADMIN)
+    ciphertext = env.store.encrypt(sealed.id, b"p", APP)
+    with pytest.raises(KeyNotFound):
+        env.store.decrypt(sealed.id, ciphertext, APP, version=3)
+    assert env.store.decrypt(sealed.id, ciphertext, APP, version=1) == b"p"
+
+
 def test_destruction_waits_erases_material_keeps_public_keys(env: Env) -> None:
     info = env.store.generate(request(), ADMIN)
     env.store.rotate(info.id, ADMIN)

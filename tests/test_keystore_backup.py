@@ -33,11 +33,21 @@ def test_backup_restore_round_trip(database_url: str, tmp_path) -> None:  # type
     src.store.destroy_due()
     old_sig = src.store.sign(sm2.id, b"before backup", APP).signature
     ciphertext = src.store.encrypt(sm4.id, b"data", APP)
-    bundle = create_backup(src.store, PASS, ADMIN, **FAST)
+    src.store.suspend(sm2.id, ADMIN, reason="kept apart")
+    backed_up: list[tuple[int, int]] = []
+    bundle = create_backup(src.store, PASS, ADMIN, progress=lambda *p: backed_up.append(p), **FAST)
     assert b"PRIVATE" not in bundle
+    assert backed_up == [(n, 4) for n in range(5)]
 
     dst = open_env(database_url)  # another database, another master key
-    assert restore_backup(dst.store, bundle, PASS, ADMIN) == 4
+    restored: list[tuple[int, int]] = []
+    assert (
+        restore_backup(dst.store, bundle, PASS, ADMIN, progress=lambda *p: restored.append(p)) == 4
+    )
+    assert restored == [(n, 4) for n in range(5)]
+    assert dst.store.get(sm2.id, ADMIN).state_reason == "kept apart"
+    for e in (src, dst):
+        e.store.resume(sm2.id, ADMIN)
     for key in (sm2, ec, gone):
         before, after = src.store.get(key.id, ADMIN), dst.store.get(key.id, ADMIN)
         assert [v.public_key_der for v in after.versions] == [

@@ -46,6 +46,10 @@ EXIT_ERROR = 2
 
 KeyIdArg = Annotated[str, typer.Argument(help="the key's id (key_...)")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON document")]
+ReasonOpt = Annotated[
+    str | None,
+    typer.Option("--reason", help="why (stored with the key as its state_reason, and audited)"),
+]
 PassFileOpt = Annotated[
     Path | None,
     typer.Option(
@@ -171,6 +175,8 @@ def _show(info: KeyInfo, as_json: bool) -> None:
         typer.echo(json.dumps(_model(info).model_dump(mode="json")))
         return
     typer.echo(_line(info))
+    if info.state_reason is not None:
+        typer.echo(f"  reason: {info.state_reason}")
     for v in _model(info).versions:
         typer.echo(f"  version {v.version}  {v.state:9}  {v.fingerprint or '-'}")
 
@@ -228,18 +234,18 @@ def rotate(key_id: KeyIdArg, as_json: JsonOpt = False) -> None:
 
 
 @app.command()
-def suspend(key_id: KeyIdArg, as_json: JsonOpt = False) -> None:
+def suspend(key_id: KeyIdArg, reason: ReasonOpt = None, as_json: JsonOpt = False) -> None:
     """Suspend a key: it neither signs nor decrypts until resumed."""
     with key_store() as store:
-        info = store.suspend(key_id, _actor())
+        info = store.suspend(key_id, _actor(), reason=reason)
     _show(info, as_json)
 
 
 @app.command()
-def resume(key_id: KeyIdArg, as_json: JsonOpt = False) -> None:
+def resume(key_id: KeyIdArg, reason: ReasonOpt = None, as_json: JsonOpt = False) -> None:
     """Resume a suspended key."""
     with key_store() as store:
-        info = store.resume(key_id, _actor())
+        info = store.resume(key_id, _actor(), reason=reason)
     _show(info, as_json)
 
 
@@ -247,6 +253,7 @@ def resume(key_id: KeyIdArg, as_json: JsonOpt = False) -> None:
 def destroy(
     key_id: KeyIdArg,
     yes: Annotated[bool, typer.Option("--yes", help="do not ask for confirmation")] = False,
+    reason: ReasonOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Schedule the destruction of a deactivated or compromised key (after the waiting
@@ -254,7 +261,7 @@ def destroy(
     if not yes:
         typer.confirm(f"schedule the destruction of {key_id}?", abort=True, err=True)
     with key_store() as store:
-        info = store.schedule_destruction(key_id, _actor())
+        info = store.schedule_destruction(key_id, _actor(), reason=reason)
     _show(info, as_json)
 
 
@@ -286,15 +293,17 @@ def backup(
     """Write an encrypted bundle of every key (scrypt + SM4-GCM under a passphrase; it does
     not depend on the master key)."""
     passphrase = _read_passphrase(passphrase_file, passphrase_env, confirm=True)
-    with key_store() as store:
-        total = len(store.list_keys(_actor()))
-        # create_backup reports no progress of its own: the bar spans the whole job.
-        with _progress("backing up keys") as update:
-            update(0, total)
-            bundle = create_backup(store, passphrase, _actor())
-            update(total, total)
+    totals = [0]  # the key count, as the progress reports it
+
+    with key_store() as store, _progress("backing up keys") as update:
+
+        def report(done: int, total: int) -> None:
+            totals[0] = total
+            update(done, total)
+
+        bundle = create_backup(store, passphrase, _actor(), progress=report)
     _write_new(out, bundle)
-    typer.echo(f"backup of {total} keys written to {out} (mode 0600)")
+    typer.echo(f"backup of {totals[0]} keys written to {out} (mode 0600)")
 
 
 @app.command()
@@ -308,9 +317,7 @@ def restore(
     data = bundle.read_bytes()
     passphrase = _read_passphrase(passphrase_file, passphrase_env, confirm=False)
     with key_store() as store, _progress("restoring keys") as update:
-        update(0, None)
-        count = restore_backup(store, data, passphrase, _actor())
-        update(count, count)
+        count = restore_backup(store, data, passphrase, _actor(), progress=update)
     typer.echo(f"restored {count} keys from {bundle}")
 
 

@@ -29,6 +29,7 @@ from api.deps import KeyStoreDep
 from api.errors import problem_responses
 from api.security import Resource, require
 from keystore import (
+    MAX_REASON,
     Actor,
     Algorithm,
     GenerateRequest,
@@ -195,6 +196,7 @@ _KEY_EXAMPLE: dict[str, Any] = {
     "created_at": "2026-01-01T00:00:00Z",
     "expires_at": None,
     "compromised_at": None,
+    "state_reason": None,
     "destroy_after": None,
     "destroyed_at": None,
     "primary_version": 1,
@@ -214,6 +216,7 @@ class KeyModel(BaseModel):
     created_at: datetime
     expires_at: datetime | None
     compromised_at: datetime | None
+    state_reason: str | None = Field(description="the reason given with the latest state change")
     destroy_after: datetime | None = Field(description="when scheduled destruction happens")
     destroyed_at: datetime | None
     primary_version: int
@@ -231,6 +234,7 @@ class KeyModel(BaseModel):
             created_at=info.created_at,
             expires_at=info.expires_at,
             compromised_at=info.compromised_at,
+            state_reason=info.state_reason,
             destroy_after=info.destroy_after,
             destroyed_at=info.destroyed_at,
             primary_version=info.primary_version,
@@ -433,8 +437,12 @@ class StateRequest(_Request):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
-                {"state": "suspended"},
-                {"state": "compromised", "compromised_at": "2026-01-01T08:00:00Z"},
+                {"state": "suspended", "reason": "holder on leave"},
+                {
+                    "state": "compromised",
+                    "compromised_at": "2026-01-01T08:00:00Z",
+                    "reason": "laptop with the token stolen",
+                },
             ]
         }
     )
@@ -442,6 +450,12 @@ class StateRequest(_Request):
     state: KeyState = Field(description="destroyed schedules destruction (see DELETE)")
     compromised_at: AwareDatetime | None = Field(
         None, description="state compromised only: when it happened (default now)"
+    )
+    reason: str | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_REASON,
+        description="why (stored as the key's state_reason and audited)",
     )
 
     @model_validator(mode="after")
@@ -660,8 +674,10 @@ async def change_state(
 
     def change() -> KeyInfo:
         if body.state is KeyState.COMPROMISED:
-            return store.mark_compromised(key_id, actor, compromised_at=body.compromised_at)
-        return store.transition(key_id, body.state, actor)
+            return store.mark_compromised(
+                key_id, actor, compromised_at=body.compromised_at, reason=body.reason
+            )
+        return store.transition(key_id, body.state, actor, reason=body.reason)
 
     return KeyModel.of(await run_in_threadpool(change))
 
