@@ -14,13 +14,13 @@ from typing import Any
 from asn1crypto import keys, x509
 
 import trust.oids  # noqa: F401  (registers sm3_sm2 with asn1crypto)
-from ca.issue import IssueRequest
 from ca.keystore_source import build_certificate_authority
 from ca.service import CertificateAuthority, CreateCaRequest
+from ca.signer_store import SqlSignerStore
+from ca.signers import CreateSignerRequest, IssueSpec, SignerRegistry
 from keystore.kek.local import LocalKek
 from keystore.model import Actor, Algorithm, GenerateRequest, Purpose
 from keystore.service import KeyStore
-from keystore.signer import KeystoreCmsSigner
 from seals.build import build_seal, build_seal_info, build_signature, build_tbs_sign
 from seals.parse import CertDigest
 from seals.service import ApplyRequest, SealService, Timestamper
@@ -29,7 +29,6 @@ from trust import migrations
 from trust.audit import AuditLog
 from trust.clock import FakeClock
 from trust.db import Database
-from trust.errors import SignerNotFound
 from trust.keys import KeyAlgorithm, SM2PrivateKey, generate
 from trust.settings import Settings
 from trust.sm3 import sm3
@@ -131,56 +130,14 @@ def make_signature(
 # --- the registry: a seal service over a real key store and CA --------------------
 
 
-@dataclass
+@dataclass(frozen=True)
 class StampingSigner:
     signer_id: str
-    key_id: str
     certificate: bytes  # DER, issued by the CA under the seal_signer profile
     serial_hex: str
 
 
-class TestSigners:
-    """A stand-in for the signer registry (``ca/signers.py``): key-store keys with
-    CA-issued seal_signer certificates, usable by the principals they name."""
-
-    __test__ = False  # not a pytest class
-
-    def __init__(self, keystore: KeyStore, ca: CertificateAuthority, ca_id: str) -> None:
-        self._keystore, self._ca, self._ca_id = keystore, ca, ca_id
-        self._signers: dict[str, StampingSigner] = {}
-
-    def add(self, signer_id: str, user: str, *, validity_days: int = 365) -> StampingSigner:
-        info = self._keystore.generate(
-            GenerateRequest(
-                label=signer_id,
-                algorithm=Algorithm.SM2,
-                purpose=Purpose.SIGN,
-                permitted_principals=frozenset({user}),
-            ),
-            ADMIN,
-        )
-        issued = self._ca.issue(
-            IssueRequest(
-                self._ca_id,
-                "seal_signer",
-                public_key=self._keystore.public_key(info.id).spki_der,
-                subject={"C": "CN", "O": "测试单位", "CN": f"签章人 {signer_id}"},
-                validity_days=validity_days,
-            )
-        )
-        signer = StampingSigner(signer_id, info.id, issued.certificate_der, issued.serial_hex)
-        self._signers[signer_id] = signer
-        return signer
-
-    def cms_signer(self, signer_id: str, actor: Actor) -> KeystoreCmsSigner:
-        signer = self._signers.get(signer_id)
-        if signer is None:
-            raise SignerNotFound(f"no signer {signer_id}")
-        cert = x509.Certificate.load(signer.certificate)
-        return KeystoreCmsSigner(self._keystore, actor, signer.key_id, cert)
-
-
-ADMIN = Actor("test-admin", frozenset({"key_admin"}))
+ADMIN = Actor("test-admin", frozenset({"key_admin", "ca_operator"}))
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(64)
 
 
@@ -193,7 +150,7 @@ class SealEnv:
     issuing_ca_id: str
     root_certificate: bytes
     issuing_certificate: bytes
-    signers: TestSigners
+    signers: SignerRegistry
     service: SealService
     audit: AuditLog
     settings: Settings
@@ -201,6 +158,21 @@ class SealEnv:
     def close(self) -> None:
         self.keystore.close()
         self.db.dispose()
+
+    def add_signer(self, label: str, *, validity_days: int = 365) -> StampingSigner:
+        """A signer (registry entry) over a new key-store key with a seal_signer certificate."""
+        key = self.keystore.generate(
+            GenerateRequest(label=label, algorithm=Algorithm.SM2, purpose=Purpose.SEAL), ADMIN
+        )
+        spec = IssueSpec(
+            self.issuing_ca_id,
+            "seal_signer",
+            {"C": "CN", "O": "测试单位", "CN": f"签章人 {label}"},
+            validity_days=validity_days,
+        )
+        info = self.signers.create(CreateSignerRequest(label, key.id, issue=spec), ADMIN)
+        assert info.certificate_serial is not None
+        return StampingSigner(info.id, info.certificate_der, info.certificate_serial)
 
     def apply(self, *signers: StampingSigner, applicant: str = "officer-a", **fields: Any) -> str:
         values: dict[str, Any] = {
@@ -237,7 +209,7 @@ def seal_env(url: str, *, timestamper: Timestamper | None = None, **settings: An
     issuing = ca.create_ca(
         CreateCaRequest(config.ca_default_sm2_issuing_name, KeyAlgorithm.SM2, parent_id=root.id)
     )
-    signers = TestSigners(keystore, ca, issuing.id)
+    signers = SignerRegistry(SqlSignerStore(db), keystore, ca, clock, audit)
     service = build_seal_service(
         config, db, keystore, ca, clock, audit, signers=signers, timestamper=timestamper
     )

@@ -19,7 +19,6 @@ from tests.seals_helpers import PNG, SealEnv, StampingSigner, seal_env
 from tests.test_seals_build import SM3_WITH_SM2_DER, der_integer, read_all, read_one, tags
 from trust.errors import (
     Conflict,
-    Forbidden,
     InvalidLength,
     SealApprovalRefused,
     SealExpired,
@@ -49,15 +48,15 @@ def env(sqlite_url: str) -> Iterator[SealEnv]:
 
 @pytest.fixture
 def signer(env: SealEnv) -> StampingSigner:
-    return env.signers.add("signer-1", USER.id)
+    return env.add_signer("signer-1")
 
 
-def stamp(env: SealEnv, esid: str, signer_id: str = "signer-1", **fields: object) -> bytes:
+def stamp(env: SealEnv, esid: str, signer: StampingSigner, **fields: object) -> bytes:
     values: dict[str, object] = {"property_info": "/Doc_0/Signs/Sign_0/Signature.xml"}
     values.update(fields)
     if "data" not in values and "data_sm3" not in values:
         values["data"] = b"<Signature/>"
-    request = StampRequest(esid, signer_id, **values)  # type: ignore[arg-type]
+    request = StampRequest(esid, signer.signer_id, **values)  # type: ignore[arg-type]
     return env.service.stamp(request, USER).signature
 
 
@@ -68,7 +67,7 @@ def actions(env: SealEnv) -> list[tuple[str, str]]:
 def test_lifecycle_on_both_databases(database_url: str) -> None:
     env = seal_env(database_url)
     try:
-        signer = env.signers.add("signer-1", USER.id)
+        signer = env.add_signer("signer-1")
         esid = env.apply(signer, applicant="officer-a")
         assert env.service.get(esid).status is SealStatus.APPLIED
         with pytest.raises(SealApprovalRefused):
@@ -85,7 +84,7 @@ def test_lifecycle_on_both_databases(database_url: str) -> None:
             SealStatus.ACTIVE,
         ]
         assert env.service.list_seals(status="active")[0].esid == esid
-        stamp(env, esid)
+        stamp(env, esid, signer)
         assert actions(env) == [
             ("seal.apply", "success"),
             ("seal.approve", "failure"),
@@ -101,7 +100,7 @@ def test_lifecycle_on_both_databases(database_url: str) -> None:
 def test_approvals_needed_are_configurable(sqlite_url: str) -> None:
     env = seal_env(sqlite_url, seal_required_approvals=2)
     try:
-        esid = env.apply(env.signers.add("signer-1", USER.id))
+        esid = env.apply(env.add_signer("signer-1"))
         record = env.service.approve(esid, actor="officer-b")
         assert record.status is SealStatus.APPLIED and record.approvals == ("officer-b",)
         with pytest.raises(SealStateConflict):
@@ -171,7 +170,7 @@ def test_expiry_recorded_at_the_end_of_validity(env: SealEnv, signer: StampingSi
     assert env.service.status_at(esid).status is SealStatus.EXPIRED  # before any sweep
     assert env.service.status_at(esid, end - timedelta(seconds=1)).status is SealStatus.ACTIVE
     with pytest.raises(SealExpired):
-        stamp(env, esid)
+        stamp(env, esid, signer)
     with pytest.raises(SealStateConflict):
         env.service.suspend(esid, actor="officer-b")
     assert env.service.get(esid).status is SealStatus.EXPIRED
@@ -194,51 +193,48 @@ def test_a_seal_made_before_its_validity_becomes_active_then(
     esid = env.active_seal(signer, valid_start=start)
     assert env.service.get(esid).status is SealStatus.MADE
     with pytest.raises(SealNotActive):
-        stamp(env, esid)
+        stamp(env, esid, signer)
     env.clock.advance(timedelta(days=2))
     assert env.service.status_at(esid).status is SealStatus.ACTIVE
-    assert stamp(env, esid)
+    assert stamp(env, esid, signer)
 
 
 def test_stamp_refusals(env: SealEnv, signer: StampingSigner) -> None:
-    other = env.signers.add("signer-2", USER.id)
+    other = env.add_signer("signer-2")
     esid = env.active_seal(signer)
     with pytest.raises(SignerNotInSeal):
-        stamp(env, esid, "signer-2")
+        stamp(env, esid, other)
     env.service.suspend(esid, actor="officer-b")
     with pytest.raises(SealNotActive):
-        stamp(env, esid)
+        stamp(env, esid, signer)
     env.service.resume(esid, actor="officer-b")
-    stamp(env, esid)
-    # Only the principals the signer's key permits (the key store decides).
-    with pytest.raises(Forbidden):
-        env.service.stamp(StampRequest(esid, "signer-1", "/doc", data=b"x"), Actor("someone-else"))
+    stamp(env, esid, signer)
     # Revoked (or on hold) signer certificate.
     env.ca.revoke(signer.serial_hex, "certificateHold")
     with pytest.raises(SignerCertificateRevoked):
-        stamp(env, esid)
+        stamp(env, esid, signer)
     env.ca.release_hold(signer.serial_hex)
-    stamp(env, esid)
+    stamp(env, esid, signer)
     env.ca.revoke(signer.serial_hex, "keyCompromise")
     with pytest.raises(SignerCertificateRevoked):
-        stamp(env, esid)
+        stamp(env, esid, signer)
     # An expired signer certificate under a seal still valid.
-    short = env.signers.add("signer-3", USER.id, validity_days=1)
+    short = env.add_signer("signer-3", validity_days=1)
     esid3 = env.active_seal(short, other)
     env.clock.advance(timedelta(days=2))
     with pytest.raises(SignerCertificateExpired):
-        stamp(env, esid3, "signer-3")
-    stamp(env, esid3, "signer-2")
+        stamp(env, esid3, short)
+    stamp(env, esid3, other)
     with pytest.raises(TimestampUnavailable):
-        stamp(env, esid3, "signer-2", timestamp=True)  # no TSA wired here
+        stamp(env, esid3, other, timestamp=True)  # no TSA wired here
     with pytest.raises(ValidationFailed):
-        stamp(env, esid3, "signer-2", data=b"x", data_sm3=sm3(b"x"))
+        stamp(env, esid3, other, data=b"x", data_sm3=sm3(b"x"))
     with pytest.raises(InvalidLength):
-        stamp(env, esid3, "signer-2", data_sm3=b"short")
+        stamp(env, esid3, other, data_sm3=b"short")
     with pytest.raises(ValidationFailed):
-        stamp(env, esid3, "signer-2", property_info="非ASCII")
+        stamp(env, esid3, other, property_info="非ASCII")
     refused = [a for a in actions(env) if a == ("seal.stamp", "failure")]
-    assert len(refused) == 10
+    assert len(refused) == 9
 
 
 def test_apply_checks_its_input(env: SealEnv, signer: StampingSigner) -> None:
@@ -270,7 +266,7 @@ def test_digest_listed_signer_can_stamp(env: SealEnv, signer: StampingSigner) ->
     esid = env.active_seal(
         signer_certificates=(), signer_certificate_sm3=(sm3(signer.certificate),)
     )
-    signature = stamp(env, esid)
+    signature = stamp(env, esid, signer)
     from seals.verify import CheckStatus, verify_signature
 
     result = verify_signature(signature, original=b"<Signature/>")
@@ -319,7 +315,7 @@ def test_made_seal_and_stamp_read_independently_and_verified_with_gmssl(
 
     # SES_Signature: SEQUENCE {TBS_Sign, cert, OID, BIT STRING}
     data = "电子证照".encode()
-    signature = stamp(env, esid, data=data)
+    signature = stamp(env, esid, signer, data=data)
     to_sign, signer_cert, s_alg, value = read_all(read_one(signature).content)
     assert tags([to_sign, signer_cert, s_alg, value]) == [0x30, 0x04, 0x06, 0x03]
     version, eseal, time_info, data_hash, property_info = read_all(to_sign.content)
