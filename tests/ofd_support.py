@@ -6,12 +6,16 @@ from __future__ import annotations
 import io
 import subprocess
 import zipfile
+from datetime import datetime
 from pathlib import Path
 
 from asn1crypto import pem, x509
 
+from seals.build import build_seal, build_signature, build_tbs_sign
 from seals.documents.ofd_package import read_package
+from seals.documents.ofd_sign import SealSignatureFn
 from seals.documents.ofd_xml import NS
+from tests.seals_helpers import NOW, Identity, seal_info
 from trust.sm3 import sm3
 
 VECTORS = Path(__file__).parent / "vectors"
@@ -106,3 +110,17 @@ def make_ofd(pages: int = 1, filler: int = 0) -> bytes:
         for name, data in files.items():
             archive.writestr(name, data)
     return out.getvalue()
+
+
+def seal_signer(maker: Identity, signer: Identity, when: datetime = NOW) -> SealSignatureFn:
+    """What production gets from the seal service: SM3(Signature.xml) and its path in,
+    a v4 SES_Signature by ``signer`` under a seal made by ``maker`` out."""
+    seal = build_seal(seal_info([signer.cert]), maker.cert, maker.key.sign)
+
+    def sign(data_hash: bytes, property_info: str) -> bytes:
+        tbs = build_tbs_sign(
+            seal=seal, time_info=when, data_hash=data_hash, property_info=property_info
+        )
+        return build_signature(tbs, signer.cert, signer.key.sign)
+
+    return sign

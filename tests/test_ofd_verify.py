@@ -7,7 +7,7 @@ import pytest
 
 from seals.documents.ofd_package import read_package
 from seals.documents.ofd_verify import verify_ofd
-from seals.documents.report import ReferenceStatus
+from seals.documents.report import ReferenceStatus, SignatureReport
 from tests.ofd_support import change_one_byte, ofdrw_user_certificate, rewrite, sample
 from trust.errors import DocumentMalformed, DocumentXmlInvalid
 from trust.validation.report import Check, CheckStatus, Indication, SubIndication
@@ -16,8 +16,8 @@ SEAL_CHECKS = ("references", "data_hash", "signer_signature", "seal_maker_signat
 SIGNATURE_XML = "Doc_0/Signs/Sign_0/Signature.xml"
 
 
-def _status(report_signature: object, name: str) -> CheckStatus:
-    return report_signature.check(name).status  # type: ignore[attr-defined, no-any-return]
+def _status(report_signature: SignatureReport, name: str) -> CheckStatus:
+    return report_signature.check(name).status
 
 
 @pytest.mark.parametrize("name", ["v4signed.ofd", "signedFile.ofd", "allprotected.ofd"])
