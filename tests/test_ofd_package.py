@@ -4,8 +4,11 @@ memory, before anything is parsed."""
 from __future__ import annotations
 
 import io
+import shutil
+import subprocess
 import time
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -137,3 +140,28 @@ def test_resolve(location: str, base: str, expected: str) -> None:
 def test_resolve_refuses_escapes(location: str) -> None:
     with pytest.raises(DocumentMalformed):
         resolve(location, "Doc_0")
+
+
+def test_written_package_reads_back_everywhere(tmp_path: Path) -> None:
+    """Unchanged entries are copied compressed, changed ones deflated; zipfile and the
+    Info-ZIP ``unzip`` tool both read the result with CRCs intact."""
+    original = sample("v4signed.ofd")
+    package = read_package(original)
+    written = package.with_files({"OFD.xml": b"<changed/>", "Doc_0/新.xml": b"<new/>"}).to_bytes()
+    with zipfile.ZipFile(io.BytesIO(written)) as archive:
+        assert archive.testzip() is None
+        assert archive.read("OFD.xml") == b"<changed/>"
+        assert archive.read("Doc_0/新.xml") == b"<new/>"
+        assert archive.read("Doc_0/Res/qr.png") == package.read("Doc_0/Res/qr.png")
+    with zipfile.ZipFile(io.BytesIO(original)) as source:
+        copied = source.getinfo("Doc_0/Tpls/Tpl_0/Content.xml")
+        local = original[copied.header_offset :]
+        start = 30 + int.from_bytes(local[26:28], "little") + int.from_bytes(local[28:30], "little")
+    # The compressed bytes of an untouched entry appear unchanged in the output.
+    assert local[start : start + copied.compress_size] in written
+    path = tmp_path / "written.ofd"
+    path.write_bytes(written)
+    if shutil.which("unzip") is None:
+        pytest.skip("unzip not installed")
+    result = subprocess.run(["unzip", "-tq", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -16,7 +16,9 @@ import zipfile
 import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
+from seals.documents.zip_writer import Entry, new_entry, stored_entry, write_zip
 from trust.errors import DocumentArchiveUnsafe, DocumentMalformed
 
 _CHUNK = 64 * 1024
@@ -34,10 +36,14 @@ class PackageLimits:
 
 class OfdPackage:
     """The files of a package by name (``Doc_0/Document.xml``, no leading slash), in
-    archive order; directory entries are dropped."""
+    archive order; directory entries are dropped. Files unchanged since reading keep
+    their compressed bytes, which ``to_bytes`` copies instead of recompressing."""
 
-    def __init__(self, files: Mapping[str, bytes]) -> None:
+    def __init__(
+        self, files: Mapping[str, bytes], stored: Mapping[str, Entry] | None = None
+    ) -> None:
         self._files = dict(files)
+        self._stored = dict(stored or {})
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -60,16 +66,16 @@ class OfdPackage:
 
     def with_files(self, changed: Mapping[str, bytes]) -> OfdPackage:
         """A copy with ``changed`` files replaced or added (new ones at the end)."""
-        files = dict(self._files)
-        files.update({_key(n): data for n, data in changed.items()})
-        return OfdPackage(files)
+        keys = {_key(n): data for n, data in changed.items()}
+        files = {**self._files, **keys}
+        stored = {n: e for n, e in self._stored.items() if n not in keys}
+        return OfdPackage(files, stored)
 
     def to_bytes(self) -> bytes:
-        out = io.BytesIO()
-        with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
-            for name, data in self._files.items():
-                archive.writestr(name, data)
-        return out.getvalue()
+        now = datetime.now(UTC)
+        return write_zip(
+            [self._stored.get(n) or new_entry(n, data, now) for n, data in self._files.items()]
+        )
 
 
 def read_package(data: bytes, limits: PackageLimits = PackageLimits()) -> OfdPackage:
@@ -93,6 +99,7 @@ def read_package(data: bytes, limits: PackageLimits = PackageLimits()) -> OfdPac
     if declared > limits.max_total_size:
         raise DocumentArchiveUnsafe(f"uncompressed size over {limits.max_total_size} bytes")
     files: dict[str, bytes] = {}
+    stored: dict[str, Entry] = {}
     total = 0
     for info in infos:
         if info.is_dir():
@@ -102,7 +109,9 @@ def read_package(data: bytes, limits: PackageLimits = PackageLimits()) -> OfdPac
         content = _read_entry(archive, info, limits, limits.max_total_size - total)
         total += len(content)
         files[info.filename] = content
-    return OfdPackage(files)
+        if info.compress_type in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            stored[info.filename] = stored_entry(data, info)
+    return OfdPackage(files, stored)
 
 
 def resolve(location: str, base: str = "") -> str:
