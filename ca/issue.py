@@ -155,7 +155,14 @@ class Issuer:
         self._clock = clock
         self._urls = urls
 
-    def issue(self, request: IssueRequest) -> IssueResult:
+    def issue(
+        self,
+        request: IssueRequest,
+        *,
+        escrow_key_id: str | None = None,
+        pair_serial: str | None = None,
+    ) -> IssueResult:
+        """``escrow_key_id`` and ``pair_serial`` mark the encryption half of a dual pair."""
         profile = get_profile(request.profile)
         if profile.is_ca:
             raise BadRequest("CA certificates are made by creating a CA, not by issue")
@@ -182,6 +189,8 @@ class Issuer:
             validity=validity,
             alt_names=alt_names,
             replaces=request.replaces,
+            escrow_key_id=escrow_key_id,
+            pair_serial=pair_serial,
         )
 
     def sign_new(
@@ -195,6 +204,8 @@ class Issuer:
         alt_names: Sequence[AltName] = (),
         replaces: str | None = None,
         self_signed: bool = False,
+        escrow_key_id: str | None = None,
+        pair_serial: str | None = None,
     ) -> IssueResult:
         """Check, reserve the serial, sign, store. ``self_signed`` makes a root
         certificate for ``ca`` with its own key (``ca`` has no certificate yet)."""
@@ -223,7 +234,15 @@ class Issuer:
             issuer_ski = issuer_cert.key_identifier or key_identifier(issuer_cert.public_key)
 
         serial = self._reserve(
-            ca, profile, name, public_key_fingerprint(public), now, not_after, replaces
+            ca,
+            profile,
+            name,
+            public_key_fingerprint(public),
+            now,
+            not_after,
+            replaces,
+            escrow_key_id,
+            pair_serial,
         )
         tbs = x509.TbsCertificate(
             {
@@ -275,6 +294,8 @@ class Issuer:
         now: datetime,
         not_after: datetime,
         replaces: str | None,
+        escrow_key_id: str | None,
+        pair_serial: str | None,
     ) -> int:
         for _attempt in range(_SERIAL_ATTEMPTS):
             serial = new_serial()
@@ -294,6 +315,8 @@ class Issuer:
                 created_at=now,
                 revoked_at=None,
                 revocation_reason=None,
+                escrow_key_id=escrow_key_id,
+                pair_serial=pair_serial,
             )
             try:
                 self._store.reserve(record)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from ca.service import SYSTEM_ACTOR, CertificateAuthority
 from ca.store import SqlCertificateStore
-from keystore.model import ALGORITHM_OF, Actor, GenerateRequest, Purpose
+from keystore.escrow import export_enveloped
+from keystore.model import ALGORITHM_OF, Actor, Algorithm, GenerateRequest, Purpose
 from keystore.service import KeyStore
 from keystore.signer import KeystoreSigner
 from trust.auth import AuditSink
@@ -44,11 +45,23 @@ class KeystoreKeySource:
     def signer(self, key_id: str) -> KeystoreSigner:
         return KeystoreSigner(self._keystore, self._actor, key_id)
 
+    def generate_escrow_key(self, label: str) -> tuple[str, bytes]:
+        request = GenerateRequest(label=label, algorithm=Algorithm.SM2, purpose=Purpose.ENCRYPT)
+        info = self._keystore.generate(request, self._actor)
+        return info.id, self._keystore.public_key(info.id).spki_der
+
+    def export_enveloped(self, key_id: str, recipient_spki: bytes, admin: str | None) -> bytes:
+        # Issuance exports as the CA, which owns the key; recovery is a key administrator's
+        # act (its callers require the key_admin role), audited by the key store under them.
+        who = self._actor if admin is None else Actor(admin, frozenset({"key_admin"}))
+        return export_enveloped(self._keystore, key_id, recipient_spki, who)
+
 
 def build_certificate_authority(
     settings: Settings, db: Database, keystore: KeyStore, clock: Clock, audit: AuditSink
 ) -> CertificateAuthority:
     """The production CA: SQL certificate store, keys in ``keystore``, operations audited."""
+    keys = KeystoreKeySource(keystore, CA_ACTOR)
     return CertificateAuthority.from_settings(
-        SqlCertificateStore(db), KeystoreKeySource(keystore, CA_ACTOR), clock, settings, audit
+        SqlCertificateStore(db), keys, clock, settings, audit, escrow=keys
     )

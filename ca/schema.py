@@ -58,6 +58,10 @@ ca_certificate = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("revoked_at", UTCDateTime, nullable=True),
     Column("revocation_reason", String(24), nullable=True),
+    # Dual certificates: an encryption certificate's key held in escrow by the key store,
+    # and the serial of the signing certificate it was issued with.
+    Column("escrow_key_id", String(64), nullable=True),
+    Column("pair_serial", String(40), nullable=True),
     Index("ix_ca_certificate_ca_id_revoked_at", "ca_id", "revoked_at"),
     Index("ix_ca_certificate_subject", "subject"),
 )

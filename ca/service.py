@@ -25,6 +25,7 @@ from ca.certs import (
     parse_serial_hex,
 )
 from ca.crl import CrlResult, RevocationReason, Revoker, build_crl
+from ca.dual import DualIssuer, DualIssueRequest, DualIssueResult, EscrowKeySource, RecoveredKey
 from ca.issue import CaUrls, Issuer, IssueRequest, IssueResult
 from ca.ocsp import OcspResponder, Responder
 from ca.profiles import get_profile
@@ -136,6 +137,7 @@ class CertificateAuthority:
         crl_validity: timedelta = timedelta(hours=24),
         ocsp_cache_seconds: float = 300.0,
         audit: AuditSink | None = None,
+        escrow: EscrowKeySource | None = None,
     ) -> None:
         self._store = store
         self._keys = keys
@@ -144,6 +146,7 @@ class CertificateAuthority:
         self._crl_validity = crl_validity
         self._issuer = Issuer(store, keys, clock, urls)
         self._revoker = Revoker(store, clock)
+        self._dual = None if escrow is None else DualIssuer(store, self._issuer, escrow)
         self._ocsp = OcspResponder(
             store, self.ensure_ocsp_signer, clock, cache_ttl=ocsp_cache_seconds
         )
@@ -157,6 +160,7 @@ class CertificateAuthority:
         clock: Clock,
         settings: Settings,
         audit: AuditSink | None = None,
+        escrow: EscrowKeySource | None = None,
     ) -> CertificateAuthority:
         return cls(
             store,
@@ -166,6 +170,7 @@ class CertificateAuthority:
             crl_validity=timedelta(hours=settings.ca_crl_validity_hours),
             ocsp_cache_seconds=settings.ca_ocsp_cache_seconds,
             audit=audit,
+            escrow=escrow,
         )
 
     def _audited(
@@ -273,6 +278,49 @@ class CertificateAuthority:
             lambda: self._issuer.issue(request),
             _issued_details,
         )
+
+    def issue_dual(
+        self, request: DualIssueRequest, *, actor: str = SYSTEM_ACTOR
+    ) -> DualIssueResult:
+        """A signing certificate from the request's CSR and an encryption certificate for a
+        key generated and escrowed by the key store, its private key as an envelope."""
+        return self._audited(
+            actor,
+            "certificate.issue_dual",
+            request.ca_id,
+            lambda: self._dual_issuer().issue(request),
+            lambda result: {
+                "signing_serial_hex": result.signing.serial_hex,
+                "encryption_serial_hex": result.encryption.serial_hex,
+                "escrow_key_id": result.escrow_key_id,
+                "profile": result.signing.profile,
+            },
+        )
+
+    def recover_key(
+        self,
+        serial_hex: str,
+        *,
+        recipient_serial_hex: str | None = None,
+        actor: str = SYSTEM_ACTOR,
+    ) -> RecoveredKey:
+        """The escrowed key of an encryption certificate, again only as an envelope."""
+        return self._audited(
+            actor,
+            "certificate.recover_key",
+            serial_hex,
+            lambda: self._dual_issuer().recover(
+                parse_serial_hex(serial_hex),
+                None if recipient_serial_hex is None else parse_serial_hex(recipient_serial_hex),
+                actor,
+            ),
+            lambda result: {"recipient_serial_hex": result.recipient_serial_hex},
+        )
+
+    def _dual_issuer(self) -> DualIssuer:
+        if self._dual is None:
+            raise CaUnusable("this CA has no key escrow")
+        return self._dual
 
     def renew(
         self, serial_hex: str, validity_days: int | None = None, *, actor: str = SYSTEM_ACTOR

@@ -14,6 +14,7 @@ from typing import Protocol
 
 from asn1crypto import algos, core
 
+from keystore.escrow import envelope_key
 from trust import oids
 from trust.errors import KeyNotFound, UnsupportedAlgorithm
 from trust.keys import KeyAlgorithm, PrivateKey, PublicKey, SignatureScheme, generate
@@ -96,6 +97,13 @@ class MemoryKeySource:
 
     def signer(self, key_id: str) -> LocalSigner:
         return LocalSigner(key_id, self.private_key(key_id))
+
+    def generate_escrow_key(self, label: str) -> tuple[str, bytes]:
+        signer = self.generate(KeyAlgorithm.SM2, label, "encrypt")
+        return signer.key_id, signer.spki_der
+
+    def export_enveloped(self, key_id: str, recipient_spki: bytes, admin: str | None) -> bytes:
+        return envelope_key(self.private_key(key_id), _load_public_key(recipient_spki))
 
 
 def is_rsa(algorithm: KeyAlgorithm) -> bool:

@@ -57,6 +57,8 @@ class CertificateRecord:
     created_at: datetime
     revoked_at: datetime | None
     revocation_reason: str | None
+    escrow_key_id: str | None = None
+    pair_serial: str | None = None
 
     @property
     def revoked(self) -> bool:

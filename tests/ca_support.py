@@ -8,16 +8,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from asn1crypto import pem
+from asn1crypto import csr as asn1_csr
+from asn1crypto import keys as asn1_keys
+from asn1crypto import pem, x509
 
 from ca.issue import CaUrls
 from ca.service import CaInfo, CertificateAuthority, CreateCaRequest
-from ca.signer import MemoryKeySource
+from ca.signer import MemoryKeySource, signature_algorithm
 from ca.store import SqlCertificateStore
 from trust import migrations
 from trust.clock import Clock, SystemClock
 from trust.db import Database
-from trust.keys import KeyAlgorithm
+from trust.keys import KeyAlgorithm, PrivateKey
 
 DISTID = "distid:1234567812345678"
 URLS = CaUrls("http://ca.example.cn", "http://ca.example.cn/ocsp")
@@ -36,7 +38,9 @@ def make_env(url: str, clock: Clock | None = None) -> CaEnv:
     migrations.upgrade(db)
     store = SqlCertificateStore(db)
     keys = MemoryKeySource()
-    ca = CertificateAuthority(store, keys, clock or SystemClock(), URLS, ocsp_cache_seconds=60)
+    ca = CertificateAuthority(
+        store, keys, clock or SystemClock(), URLS, ocsp_cache_seconds=60, escrow=keys
+    )
     return CaEnv(ca, store, keys, db)
 
 
@@ -77,3 +81,22 @@ def write(path: Path, data: str | bytes) -> Path:
 
 def crl_pem(der: bytes) -> bytes:
     return pem.armor("X509 CRL", der)
+
+
+def python_csr(key: PrivateKey, subject: dict[str, str], signer_id: bytes | None = None) -> bytes:
+    """A PKCS#10 request signed by ``key`` (SM2 with ``signer_id``, default ID if None)."""
+    info = asn1_csr.CertificationRequestInfo(
+        {
+            "version": "v1",
+            "subject": x509.Name.build(subject),
+            "subject_pk_info": asn1_keys.PublicKeyInfo.load(key.public_bytes_spki()),
+            "attributes": [],
+        }
+    )
+    return asn1_csr.CertificationRequest(
+        {
+            "certification_request_info": info,
+            "signature_algorithm": signature_algorithm(key.algorithm),
+            "signature": key.sign(info.dump(), signer_id=signer_id),
+        }
+    ).dump()

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 from asn1crypto import csr as asn1_csr
-from asn1crypto import pem, x509
+from asn1crypto import pem
 
 from ca.certs import load_certificate, load_certificates, verify_certificate
 from ca.issue import IssueRequest, is_uscc
 from ca.profiles import PROFILES, list_profiles
 from ca.service import CreateCaRequest
-from tests.ca_support import DISTID, CaEnv, hierarchy, make_env, run_openssl, write
+from tests.ca_support import DISTID, CaEnv, hierarchy, make_env, python_csr, run_openssl, write
 from trust.clock import FakeClock
 from trust.errors import (
     BadRequest,
@@ -192,7 +192,7 @@ def test_rsa_ca(env: CaEnv) -> None:
 def test_csr_with_bad_signature_is_refused(env: CaEnv) -> None:
     _, sub = hierarchy(env, KeyAlgorithm.SM2)
     key = generate(KeyAlgorithm.SM2)
-    good = _python_csr(key, {"common_name": "张三"})
+    good = python_csr(key, {"common_name": "张三"})
     env.ca.issue(IssueRequest(sub.id, "person", csr=good))
     request = asn1_csr.CertificationRequest.load(good)
     signature = bytearray(request["signature"].native)
@@ -208,33 +208,10 @@ def test_csr_with_bad_signature_is_refused(env: CaEnv) -> None:
         env.ca.issue(IssueRequest(sub.id, "person", csr=bad))
     assert info.value.code == "csr_signature_invalid"
     # A CSR signed without Z (or with another ID) is no proof of possession either.
-    other_id = _python_csr(key, {"common_name": "张三"}, signer_id=b"other-id")
+    other_id = python_csr(key, {"common_name": "张三"}, signer_id=b"other-id")
     with pytest.raises(CsrSignatureInvalid):
         env.ca.issue(IssueRequest(sub.id, "person", csr=other_id))
     assert env.ca.list_certificates(profile="person").__len__() == 1
-
-
-def _python_csr(key, subject: dict[str, str], signer_id: bytes | None = None) -> bytes:  # type: ignore[no-untyped-def]
-    from asn1crypto import keys as asn1_keys
-
-    from ca.signer import signature_algorithm
-
-    info = asn1_csr.CertificationRequestInfo(
-        {
-            "version": "v1",
-            "subject": x509.Name.build(subject),
-            "subject_pk_info": asn1_keys.PublicKeyInfo.load(key.public_bytes_spki()),
-            "attributes": [],
-        }
-    )
-    algorithm = signature_algorithm(key.algorithm)
-    return asn1_csr.CertificationRequest(
-        {
-            "certification_request_info": info,
-            "signature_algorithm": algorithm,
-            "signature": key.sign(info.dump(), signer_id=signer_id),
-        }
-    ).dump()
 
 
 def test_profile_rules(env: CaEnv) -> None:
@@ -341,7 +318,7 @@ def test_renew_keeps_the_key_and_rekey_changes_it(env: CaEnv) -> None:
     assert new.subject == old.subject and new.serial_number != old.serial_number
     assert env.ca.get_certificate(renewed.serial_hex).replaces == first.serial_hex
     other = generate(KeyAlgorithm.SM2)
-    rekeyed = env.ca.rekey(first.serial_hex, csr=_python_csr(other, {"common_name": "ignored"}))
+    rekeyed = env.ca.rekey(first.serial_hex, csr=python_csr(other, {"common_name": "ignored"}))
     cert = load_certificate(rekeyed.certificate_der)
     assert cert.public_key.dump() == other.public_bytes_spki()
     assert cert.subject == old.subject

@@ -396,6 +396,20 @@ class CertificateNotOnHold(Conflict):
     title = "Certificate is not on hold"
 
 
+class CertificateNotEscrowed(Conflict):
+    """Key recovery asked for a certificate whose key is not held in escrow."""
+
+    code = "certificate_not_escrowed"
+    title = "Certificate has no escrowed key"
+
+
+class EscrowRecipientInvalid(Conflict):
+    """An escrowed key may only be enveloped for a good SM2 signing certificate of this CA."""
+
+    code = "escrow_recipient_invalid"
+    title = "Certificate cannot receive an escrowed key"
+
+
 # --- signers -----------------------------------------------------------------
 
 

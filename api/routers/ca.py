@@ -8,6 +8,7 @@ state change under the caller's actor.
 
 from __future__ import annotations
 
+import base64
 import binascii
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -23,6 +24,7 @@ from api.errors import problem_responses
 from api.security import public, require
 from ca.certs import certificate_pem
 from ca.crl import RevocationReason
+from ca.dual import DualIssueRequest, DualIssueResult, RecoveredKey
 from ca.issue import IssueRequest, IssueResult
 from ca.profiles import Profile, list_profiles
 from ca.service import CaInfo, CertificateInfo, CreateCaRequest
@@ -33,6 +35,7 @@ from trust.keys import KeyAlgorithm
 router = APIRouter(tags=["ca"])
 
 Operator = Annotated[Principal, require(Role.ca_operator)]
+KeyAdmin = Annotated[Principal, require(Role.key_admin)]
 
 CaId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$", examples=["ca_5f0c2e4a9b1d7c3e"])]
 SerialHex = Annotated[
@@ -256,6 +259,110 @@ class IssueResponse(BaseModel):
         )
 
 
+class DualIssueBody(_Request):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"csr_pem": _CSR, "profile": "person", "san": ["email:zhangsan@example.cn"]}
+            ]
+        }
+    )
+
+    csr_pem: Annotated[str, StringConstraints(min_length=1, max_length=64 * 1024)] = Field(
+        description="PKCS#10 request for the subscriber's SM2 signing key, PEM"
+    )
+    profile: Name = Field("person", description="profile of the signing certificate")
+    subject: Subject | None = Field(None, description="replaces the subject the CSR asks for")
+    san: list[Annotated[str, StringConstraints(max_length=300)]] | None = Field(
+        None, max_length=100, description="kind:value (dns:, ip:, email:); replaces the CSR's"
+    )
+    validity_days: int | None = Field(None, ge=1, le=30 * 366)
+
+
+_ENVELOPE = "MIHxMAwGCCqBHM9VAWgBBQAweg..."
+
+
+class DualIssueResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "signing": {
+                        "serial_hex": _SERIAL,
+                        "certificate_pem": _PEM,
+                        "chain_pem": _PEM + _PEM,
+                        "not_before": "2026-01-01T00:00:00Z",
+                        "not_after": "2027-01-01T00:00:00Z",
+                    },
+                    "encryption": {
+                        "serial_hex": "7c3e0f9d4a1f9c0e7d2b6a38",
+                        "certificate_pem": _PEM,
+                        "chain_pem": _PEM + _PEM,
+                        "not_before": "2026-01-01T00:00:00Z",
+                        "not_after": "2027-01-01T00:00:00Z",
+                    },
+                    "enveloped_key_b64": _ENVELOPE,
+                }
+            ]
+        }
+    )
+
+    signing: IssueResponse
+    encryption: IssueResponse
+    enveloped_key_b64: str = Field(
+        description="GM/T 0009 SM2EnvelopedKey (DER, base64) of the encryption private key, "
+        "for the signing certificate's public key"
+    )
+
+    @classmethod
+    def of(cls, result: DualIssueResult) -> DualIssueResponse:
+        return cls(
+            signing=IssueResponse.of(result.signing),
+            encryption=IssueResponse.of(result.encryption),
+            enveloped_key_b64=base64.b64encode(result.enveloped_key_der).decode("ascii"),
+        )
+
+
+class RecoverKeyBody(_Request):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{}, {"recipient_serial_hex": _SERIAL}]}
+    )
+
+    recipient_serial_hex: (
+        Annotated[str, StringConstraints(pattern=r"^[0-9A-Fa-f:]{1,64}$")] | None
+    ) = Field(
+        None,
+        description="a good SM2 signing certificate of this service to envelope the key for; "
+        "default: the signing certificate issued with the encryption certificate",
+    )
+
+
+class RecoveredKeyResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "serial_hex": _SERIAL,
+                    "recipient_serial_hex": "7c3e0f9d4a1f9c0e7d2b6a38",
+                    "enveloped_key_b64": _ENVELOPE,
+                }
+            ]
+        }
+    )
+
+    serial_hex: str
+    recipient_serial_hex: str
+    enveloped_key_b64: str = Field(description="GM/T 0009 SM2EnvelopedKey, DER, base64")
+
+    @classmethod
+    def of(cls, result: RecoveredKey) -> RecoveredKeyResponse:
+        return cls(
+            serial_hex=result.serial_hex,
+            recipient_serial_hex=result.recipient_serial_hex,
+            enveloped_key_b64=base64.b64encode(result.enveloped_key_der).decode("ascii"),
+        )
+
+
 _CERT_EXAMPLE: dict[str, Any] = {
     "serial_hex": _SERIAL,
     "ca_id": _CA_ID,
@@ -417,6 +524,46 @@ async def issue(
     result = await run_in_threadpool(lambda: ca.issue(request, actor=principal.actor))
     response.headers["Location"] = f"/v1/certificates/{result.serial_hex}"
     return IssueResponse.of(result)
+
+
+@router.post(
+    "/v1/cas/{ca_id}/certificates:dual",
+    status_code=201,
+    response_model=DualIssueResponse,
+    summary="Issue a dual pair: a signing certificate from the CSR and an encryption "
+    "certificate for a key the key store generates and escrows (GM/T 0015)",
+    responses=problem_responses(400, 404, 409),
+)
+async def issue_dual(
+    ca_id: CaId, body: DualIssueBody, principal: Operator, ca: CaDep, response: Response
+) -> DualIssueResponse:
+    request = DualIssueRequest(
+        ca_id=ca_id,
+        csr=body.csr_pem.encode("utf-8"),
+        profile=body.profile,
+        subject=body.subject,
+        san=None if body.san is None else tuple(body.san),
+        validity_days=body.validity_days,
+    )
+    result = await run_in_threadpool(lambda: ca.issue_dual(request, actor=principal.actor))
+    response.headers["Location"] = f"/v1/certificates/{result.signing.serial_hex}"
+    return DualIssueResponse.of(result)
+
+
+@router.post(
+    "/v1/certificates/{serial_hex}/recover-key",
+    response_model=RecoveredKeyResponse,
+    summary="Recover an encryption certificate's escrowed key, as an SM2EnvelopedKey",
+    responses=problem_responses(400, 404, 409),
+)
+async def recover_key(
+    serial_hex: SerialHex, principal: KeyAdmin, ca: CaDep, body: RecoverKeyBody | None = None
+) -> RecoveredKeyResponse:
+    recipient = None if body is None else body.recipient_serial_hex
+    result = await run_in_threadpool(
+        lambda: ca.recover_key(serial_hex, recipient_serial_hex=recipient, actor=principal.actor)
+    )
+    return RecoveredKeyResponse.of(result)
 
 
 @router.get(
