@@ -1,0 +1,229 @@
+"""Stamping a PDF with an electronic seal: the seal picture at its size where the caller
+puts it, and a PAdES signature (``/SubFilter /ETSI.CAdES.detached``) by the seal signer's
+key, whose private half stays in the key store (``trust.cms.CmsSigner``).
+
+ECDSA and RSA signatures are assembled by pyHanko (``CmsPdfSigner``): PAdES B-B, B-T with
+a signature timestamp or a document timestamp from the service's TSA, B-LT with the
+chain, CRLs and OCSP responses the caller has. SM2 signatures are GM/T 0010 SignedData
+(``pdf_gm``), B-B or B-T (signature timestamp). The seal's name is the signature
+dictionary's /Name and its esID is in the field name (``pdf_appearance.field_name``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from asn1crypto import crl, ocsp, x509
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.sign.fields import SigFieldSpec, SigSeedSubFilter
+from pyhanko.sign.general import SigningError
+from pyhanko.sign.signers.pdf_signer import PdfSignatureMetadata, PdfSigner, PdfTimeStamper
+from pyhanko_certvalidator import ValidationContext
+
+from seals.documents.pdf_appearance import PdfSeal, Placement, field_box, field_name, seal_style
+from seals.documents.pdf_gm import sign_sm2
+from seals.documents.pdf_io import DEFAULT_MAX_PDF_BYTES, open_writer, parsing
+from seals.documents.pdf_signer import CallableTimeStamper, CmsPdfSigner, TimestampFunction
+from trust.clock import Clock, SystemClock
+from trust.cms import CmsSigner
+from trust.cms.algorithms import signer_digest
+from trust.errors import BadRequest, DocumentProtected, TrustError, UnsupportedAlgorithm
+from trust.keys import KeyAlgorithm
+from trust.validation.sm2_validator import SM2SignatureValidator
+
+DOCUMENT_TIMESTAMP_FIELD = "DocTimeStamp"
+
+
+class TimestampMode(StrEnum):
+    NONE = "none"
+    SIGNATURE = "signature"  # a token over the signature value, inside the CMS (PAdES B-T)
+    DOCUMENT = "document"  # a document timestamp in a further revision (PAdES B-T via DTS)
+
+
+class PadesLevel(StrEnum):
+    B_B = "B-B"
+    B_T = "B-T"
+    B_LT = "B-LT"
+
+
+@dataclass(frozen=True)
+class ValidationMaterial:
+    """What a B-LT signature embeds in the DSS: trust roots to build the path to, the
+    intermediates, and revocation data the caller already holds (nothing is fetched)."""
+
+    trust_roots: Sequence[x509.Certificate]
+    intermediates: Sequence[x509.Certificate] = ()
+    crls: Sequence[crl.CertificateList] = ()
+    ocsps: Sequence[ocsp.OCSPResponse] = ()
+
+
+@dataclass(frozen=True)
+class StampOptions:
+    reason: str | None = None
+    location: str | None = None
+    chain: Sequence[x509.Certificate] = ()  # the signer's CA certificates, for the CMS
+    timestamp: TimestampFunction | None = None
+    timestamp_mode: TimestampMode = TimestampMode.SIGNATURE
+    validation: ValidationMaterial | None = None  # B-LT (ECDSA and RSA)
+    max_bytes: int = DEFAULT_MAX_PDF_BYTES
+
+
+@dataclass(frozen=True)
+class PdfStampResult:
+    pdf: bytes
+    field_name: str
+    es_id: str
+    seal_name: str
+    algorithm: KeyAlgorithm
+    level: PadesLevel
+    signing_time: datetime
+    timestamped: bool = field(default=False)
+
+
+def stamp_pdf(
+    pdf: bytes,
+    signer: CmsSigner,
+    seal: PdfSeal,
+    placement: Placement,
+    options: StampOptions = StampOptions(),
+    *,
+    clock: Clock | None = None,
+) -> PdfStampResult:
+    """``pdf`` with ``seal`` shown at ``placement`` and signed by ``signer``, appended as
+    an incremental update (earlier signatures stay valid).
+
+    Synchronous: pyHanko's signing runs its own event loop, so call this from a worker
+    thread, not from inside a running loop."""
+    mode = options.timestamp_mode if options.timestamp is not None else TimestampMode.NONE
+    writer = open_writer(pdf, options.max_bytes)
+    name = parsing(lambda: field_name(writer.prev, seal.es_id), "cannot read the form fields")
+    box = parsing(lambda: field_box(writer.prev, seal, placement), "cannot read the page tree")
+    spec = SigFieldSpec(sig_field_name=name, on_page=placement.page - 1, box=box)
+    style = seal_style(seal)
+    signing_time = (clock or SystemClock()).now()
+    reason = options.reason or f"电子印章 {seal.name}"
+
+    if signer.algorithm is KeyAlgorithm.SM2:
+        if mode is TimestampMode.DOCUMENT or options.validation is not None:
+            raise UnsupportedAlgorithm(
+                "SM2 PDF signatures support a signature timestamp only (no document "
+                "timestamp, no B-LT): pyHanko cannot process GM/T 0010 SignedData"
+            )
+        out = _refusing_locked(
+            lambda: sign_sm2(
+                writer,
+                signer,
+                field_spec=spec,
+                style=style,
+                signing_time=signing_time,
+                name=seal.name,
+                reason=reason,
+                location=options.location,
+                chain=options.chain,
+                timestamp=options.timestamp if mode is TimestampMode.SIGNATURE else None,
+            )
+        )
+        level = PadesLevel.B_T if mode is TimestampMode.SIGNATURE else PadesLevel.B_B
+    else:
+        out = _refusing_locked(
+            lambda: asyncio.run(
+                _sign_pades(writer, signer, spec, style, seal, reason, options, mode)
+            )
+        )
+        level = (
+            PadesLevel.B_LT
+            if options.validation is not None
+            else PadesLevel.B_B
+            if mode is TimestampMode.NONE
+            else PadesLevel.B_T
+        )
+    return PdfStampResult(
+        pdf=out,
+        field_name=name,
+        es_id=seal.es_id,
+        seal_name=seal.name,
+        algorithm=signer.algorithm,
+        level=level,
+        signing_time=signing_time,
+        timestamped=mode is not TimestampMode.NONE,
+    )
+
+
+async def _sign_pades(
+    writer: IncrementalPdfFileWriter,
+    signer: CmsSigner,
+    spec: SigFieldSpec,
+    style: object,
+    seal: PdfSeal,
+    reason: str,
+    options: StampOptions,
+    mode: TimestampMode,
+) -> bytes:
+    pdf_signer = CmsPdfSigner(signer, options.chain)
+    stamper = CallableTimeStamper(options.timestamp) if options.timestamp else None
+    context = _validation_context(options.validation)
+    meta = PdfSignatureMetadata(
+        field_name=spec.sig_field_name,
+        md_algorithm=signer_digest(signer.algorithm),
+        name=seal.name,
+        reason=reason,
+        location=options.location,
+        subfilter=SigSeedSubFilter.PADES,
+        embed_validation_info=context is not None,
+        validation_context=context,
+    )
+    pades = PdfSigner(
+        meta,
+        pdf_signer,
+        # A signature timestamp goes inside the CMS; a document timestamp is a revision
+        # of its own, added afterwards (over the DSS too when there is one).
+        timestamper=stamper if mode is TimestampMode.SIGNATURE else None,
+        stamp_style=style,  # type: ignore[arg-type]
+        new_field_spec=spec,
+    )
+    signed = await pades.async_sign_pdf(writer, output=io.BytesIO())
+    if mode is TimestampMode.DOCUMENT and stamper is not None:
+        dts = PdfTimeStamper(stamper, field_name=DOCUMENT_TIMESTAMP_FIELD)
+        stamped = await dts.async_timestamp_pdf(
+            IncrementalPdfFileWriter(signed, strict=True),
+            signer_digest(signer.algorithm),
+            validation_context=context,
+            output=io.BytesIO(),
+        )
+        return bytes(stamped.getvalue())
+    return bytes(signed.getvalue())
+
+
+def _validation_context(material: ValidationMaterial | None) -> ValidationContext | None:
+    if material is None:
+        return None
+    if not material.trust_roots:
+        raise BadRequest("B-LT needs the trust roots of the signer's chain")
+    return ValidationContext(
+        trust_roots=list(material.trust_roots),
+        other_certs=list(material.intermediates),
+        crls=list(material.crls),
+        ocsps=list(material.ocsps),
+        allow_fetching=False,
+        revocation_mode="soft-fail",
+        signature_validator=SM2SignatureValidator(),
+    )
+
+
+def _refusing_locked(action: Callable[[], bytes]) -> bytes:
+    """Runs the signing; pyHanko's refusals (a certified document that allows no change, a
+    signer the validation context rejects) become ``TrustError``s with stable codes."""
+    try:
+        return action()
+    except TrustError:
+        raise
+    except SigningError as exc:
+        message = str(exc)
+        if "DocMDP" in message or "certif" in message.lower() or "lock" in message.lower():
+            raise DocumentProtected(message[:300]) from None
+        raise BadRequest(f"the PDF cannot be signed: {message[:300]}") from None

@@ -1,0 +1,214 @@
+"""PDF stamping: a visible seal and a PAdES signature through a CmsSigner, checked by pyHanko's
+own command line (a separate process), by our verifier, and for SM2 by the pure gmssl
+backend; placement and picture errors."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from asn1crypto import parser
+from pyhanko.pdf_utils.reader import PdfFileReader
+
+from seals.documents.pdf_appearance import POINTS_PER_MM, PdfSeal, Placement
+from seals.documents.pdf_stamp import PadesLevel, StampOptions, TimestampMode, stamp_pdf
+from seals.documents.pdf_verify import verify_pdf
+from tests.pdf_support import (
+    make_pdf,
+    make_seal,
+    pyhanko_validate,
+    seal_png,
+    seal_signer,
+    tsa_function,
+)
+from tests.tsa_support import tsa_chain
+from trust import oids
+from trust.cms import load_content_info
+from trust.errors import DocumentPageNotFound, InvalidSignature, SealImageInvalid, StampOutsidePage
+from trust.keys import KeyAlgorithm
+from trust.sm2.backend import DEFAULT_SIGNER_ID
+from trust.sm2.select import get_backend
+from trust.validation.report import Indication
+
+PLACE = Placement(page=1, x_mm=120, y_mm=200)
+INTACT_TRUSTED = "INTACT:TRUSTED,UNTOUCHED"
+
+
+def _signature_dict(pdf: bytes, index: int = 0):  # type: ignore[no-untyped-def]
+    reader = PdfFileReader(io.BytesIO(pdf))
+    field = reader.root["/AcroForm"]["/Fields"][index]
+    return field, field["/V"]
+
+
+@pytest.mark.parametrize("algorithm", [KeyAlgorithm.ECDSA_P256, KeyAlgorithm.RSA_2048])
+def test_pyhanko_cli_validates_the_stamp_as_intact_and_trusted(
+    algorithm: KeyAlgorithm, tmp_path: Path
+) -> None:
+    s = seal_signer(algorithm)
+    result = stamp_pdf(make_pdf(3), s.signer, make_seal(), PLACE, StampOptions(chain=s.chain))
+    assert result.level is PadesLevel.B_B
+
+    rc, out = pyhanko_validate(result.pdf, s.root, tmp=tmp_path)
+    assert rc == 0, out
+    assert f"{result.field_name}:" in out and INTACT_TRUSTED in out, out
+
+    # Against another root, the same file is intact but untrusted: the CLI really checks.
+    other = seal_signer(algorithm)
+    rc, out = pyhanko_validate(result.pdf, other.root, tmp=tmp_path)
+    assert rc != 0 and "UNTRUSTED" in out, out
+
+
+def test_signature_dictionary_carries_the_seal_and_pades_subfilter() -> None:
+    s = seal_signer(KeyAlgorithm.ECDSA_P256)
+    seal = make_seal("3201000012345.6")
+    result = stamp_pdf(
+        make_pdf(), s.signer, seal, PLACE, StampOptions(reason="同意", location="南京")
+    )
+    field, sig = _signature_dict(result.pdf)
+    assert sig["/SubFilter"] == "/ETSI.CAdES.detached"
+    assert sig["/Name"] == seal.name and sig["/Reason"] == "同意" and sig["/Location"] == "南京"
+    assert "." not in field["/T"]  # field names may not hold periods
+    assert result.field_name == field["/T"] and result.es_id == seal.es_id
+
+    (report,) = verify_pdf(result.pdf, anchors=[s.root])
+    assert report.es_id == seal.es_id and report.seal_name == seal.name
+    assert report.reason == "同意" and report.location == "南京"
+
+
+def test_visible_stamp_has_the_seal_size_and_position() -> None:
+    s = seal_signer(KeyAlgorithm.ECDSA_P256)
+    seal = make_seal(width_mm=42, height_mm=30)
+    result = stamp_pdf(make_pdf(2), s.signer, seal, Placement(2, 20, 35), StampOptions())
+    reader = PdfFileReader(io.BytesIO(result.pdf))
+    field, _ = _signature_dict(result.pdf)
+    x1, y1, x2, y2 = (float(v) for v in field["/Rect"])
+    assert x2 - x1 == pytest.approx(42 * POINTS_PER_MM, abs=1)
+    assert y2 - y1 == pytest.approx(30 * POINTS_PER_MM, abs=1)
+    assert x1 == pytest.approx(20 * POINTS_PER_MM, abs=1)
+    assert y2 == pytest.approx(842 - 35 * POINTS_PER_MM, abs=1)  # A4 height minus y
+    page2 = reader.root["/Pages"]["/Kids"][1]
+    assert field.get_object() in [a.get_object() for a in page2["/Annots"]]
+    # The appearance draws the seal picture: an image XObject with its alpha mask.
+    appearance = field["/AP"]["/N"]
+    xobjects = appearance["/Resources"]["/XObject"]
+    images = [
+        x
+        for x in (v.get_object() for v in xobjects.values())
+        if x.get("/Subtype") == "/Image"
+        or any(
+            i.get_object().get("/Subtype") == "/Image"
+            for i in x.get("/Resources", {}).get("/XObject", {}).values()
+        )
+    ]
+    assert images
+
+
+def test_sm2_stamp_is_gmt0010_and_its_signature_verifies_with_gmssl() -> None:
+    s = seal_signer(KeyAlgorithm.SM2)
+    result = stamp_pdf(make_pdf(), s.signer, make_seal(), PLACE, StampOptions(chain=s.chain))
+    _, sig = _signature_dict(result.pdf)
+    _, _, _, header, body, _ = parser.parse(bytes(sig["/Contents"]))  # drop the zero padding
+    content = load_content_info(header + body)
+    assert content["content_type"].dotted == oids.GM_CMS_SIGNED_DATA
+    signed_data = content["content"]
+    info = signed_data["signer_infos"][0]
+    assert info["signature_algorithm"]["algorithm"].dotted == oids.SM2_SIGN
+    assert info["digest_algorithm"]["algorithm"].dotted == oids.SM3
+    assert signed_data["encap_content_info"]["content_type"].dotted == oids.GM_CMS_DATA
+
+    # The independent pure-Python backend accepts the signature over the signed attributes.
+    pure = get_backend("pure")
+    point = s.signer.certificate.public_key["public_key"].native
+    # The signature covers the DER SET OF, not the [0] IMPLICIT form in the SignerInfo.
+    signed_attrs = b"\x31" + info["signed_attrs"].dump()[1:]
+    signature = info["signature"].native
+    pure.load_public(point).verify(signed_attrs, signature, DEFAULT_SIGNER_ID)
+    with pytest.raises(InvalidSignature):
+        pure.load_public(point).verify(signed_attrs[:-1] + b"\x00", signature, DEFAULT_SIGNER_ID)
+
+    (report,) = verify_pdf(result.pdf, anchors=[s.root])
+    assert report.report.indication is Indication.TOTAL_PASSED, report.report.checks
+    assert report.coverage == "entire_file" and report.es_id == "11010000000001"
+
+
+def test_sm2_stamp_with_signature_timestamp(sqlite_url: str) -> None:
+    s = seal_signer(KeyAlgorithm.SM2)
+    options = StampOptions(chain=s.chain, timestamp=tsa_function(sqlite_url, "sm2"))
+    result = stamp_pdf(make_pdf(), s.signer, make_seal(), PLACE, options)
+    assert result.level is PadesLevel.B_T
+    sm2_tsa_root = tsa_chain(KeyAlgorithm.SM2)[0]
+    (report,) = verify_pdf(result.pdf, anchors=[s.root, sm2_tsa_root])
+    assert report.report.indication is Indication.TOTAL_PASSED, report.report.checks
+    assert report.report.check("timestamp").status == "passed"
+    assert report.report.proven_signing_time is not None
+
+
+@pytest.mark.parametrize("mode", [TimestampMode.SIGNATURE, TimestampMode.DOCUMENT])
+def test_ecdsa_stamp_with_timestamp_from_the_service_tsa(
+    mode: TimestampMode, sqlite_url: str, tmp_path: Path
+) -> None:
+    s = seal_signer(KeyAlgorithm.ECDSA_P256)
+    tsa_root = tsa_chain(KeyAlgorithm.ECDSA_P256)[0]
+    options = StampOptions(chain=s.chain, timestamp=tsa_function(sqlite_url), timestamp_mode=mode)
+    result = stamp_pdf(make_pdf(), s.signer, make_seal(), PLACE, options)
+    assert result.level is PadesLevel.B_T
+
+    reports = verify_pdf(result.pdf, anchors=[s.root, tsa_root])
+    assert all(r.report.indication is Indication.TOTAL_PASSED for r in reports), reports
+    if mode is TimestampMode.SIGNATURE:
+        (report,) = reports
+        assert report.report.check("timestamp").status == "passed"
+        assert report.report.timestamps
+    else:
+        signature, dts = reports
+        assert dts.kind == "document_timestamp" and dts.field_name == "DocTimeStamp"
+        assert signature.coverage == "entire_revision" and signature.modification_level in (
+            "lta_updates",
+            "none",
+        )
+    rc, out = pyhanko_validate(result.pdf, s.root, tsa_root, tmp=tmp_path)
+    assert rc == 0 and "INTACT:TRUSTED" in out, out
+
+
+def test_second_seal_keeps_the_first_valid() -> None:
+    first, second = seal_signer(KeyAlgorithm.ECDSA_P256), seal_signer(KeyAlgorithm.SM2)
+    one, two = StampOptions(chain=first.chain), StampOptions(chain=second.chain)
+    once = stamp_pdf(make_pdf(2), first.signer, make_seal("A1"), PLACE, one)
+    twice = stamp_pdf(once.pdf, second.signer, make_seal("B2"), Placement(2, 10, 10), two)
+    again = stamp_pdf(twice.pdf, first.signer, make_seal("A1"), Placement(2, 80, 10), one)
+    assert again.field_name == "Seal_A1#2"
+
+    reports = verify_pdf(again.pdf, anchors=[first.root, second.root])
+    assert [r.es_id for r in reports] == ["A1", "B2", "A1"]
+    assert all(r.report.indication is Indication.TOTAL_PASSED for r in reports), reports
+    assert [r.coverage for r in reports] == ["entire_revision", "entire_revision", "entire_file"]
+
+
+@pytest.mark.parametrize(
+    ("placement", "error"),
+    [
+        (Placement(0, 10, 10), DocumentPageNotFound),
+        (Placement(3, 10, 10), DocumentPageNotFound),
+        (Placement(1, 190, 10), StampOutsidePage),  # 190 + 40 mm > 210 mm wide
+        (Placement(1, 10, 270), StampOutsidePage),  # 270 + 40 mm > 297 mm high
+        (Placement(1, -1, 10), StampOutsidePage),
+    ],
+)
+def test_placement_outside_the_document_is_refused(
+    placement: Placement, error: type[Exception]
+) -> None:
+    s = seal_signer(KeyAlgorithm.ECDSA_P256)
+    with pytest.raises(error) as raised:
+        stamp_pdf(make_pdf(2), s.signer, make_seal(), placement)
+    assert getattr(raised.value, "status", 500) < 500
+
+
+@pytest.mark.parametrize(
+    "image",
+    [b'<svg xmlns="http://www.w3.org/2000/svg"/>', b"not a picture", seal_png()[:60]],
+)
+def test_unusable_seal_picture_is_refused(image: bytes) -> None:
+    s = seal_signer(KeyAlgorithm.ECDSA_P256)
+    with pytest.raises(SealImageInvalid):
+        stamp_pdf(make_pdf(), s.signer, PdfSeal("X1", "章", image, 40, 40), PLACE)
