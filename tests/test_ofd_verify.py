@@ -5,12 +5,18 @@ from __future__ import annotations
 
 import pytest
 
+from seals.detect import SealVersion
 from seals.documents.ofd_package import read_package
 from seals.documents.ofd_verify import verify_ofd
 from seals.documents.report import ReferenceStatus, SignatureReport
+from seals.verify import Check as SealCheck
+from seals.verify import CheckName as SealCheckName
+from seals.verify import CheckStatus as SealCheckStatus
+from seals.verify import SubIndication as SealSubIndication
+from seals.verify import VerificationResult
 from tests.ofd_support import change_one_byte, ofdrw_user_certificate, rewrite, sample
 from trust.errors import DocumentMalformed, DocumentXmlInvalid
-from trust.validation.report import Check, CheckStatus, Indication, SubIndication
+from trust.validation.report import CheckStatus, Indication, SubIndication
 
 SEAL_CHECKS = ("references", "data_hash", "signer_signature", "seal_maker_signature", "format")
 SIGNATURE_XML = "Doc_0/Signs/Sign_0/Signature.xml"
@@ -113,21 +119,26 @@ def test_missing_referenced_file_is_reported() -> None:
     assert missing == ["/Doc_0/Res/qr.png"]
 
 
-def test_seal_status_callable_replaces_the_registry_check() -> None:
-    seen: list[str] = []
+def test_injected_seal_verifier_decides_the_seal_checks() -> None:
+    """The service passes its seal verifier (anchors, revocation, registry status); what
+    it answers is what the report says, and it is given Signature.xml as the original."""
+    data = sample("v4signed.ofd")
+    seen: list[bytes] = []
 
-    def status(es_id: str) -> Check:
-        seen.append(es_id)
-        return Check(
-            name="seal_status",
-            status=CheckStatus.FAILED,
-            sub_indication=SubIndication.REVOKED,
-            message="revoked in the registry",
+    def expired(signature: bytes, original: bytes) -> VerificationResult:
+        seen.append(original)
+        status = SealCheck(
+            SealCheckName.SEAL_STATUS,
+            SealCheckStatus.FAILED,
+            SealSubIndication.SEAL_EXPIRED,
+            "expired in the registry",
         )
+        return VerificationResult(SealVersion.V4, (status,))
 
-    report = verify_ofd(sample("v4signed.ofd"), seal_status=status)
-    assert seen == ["50011200000399"]
-    assert report.sub_indication is SubIndication.REVOKED
+    report = verify_ofd(data, seal_verifier=expired)
+    assert seen == [read_package(data).read(SIGNATURE_XML)]
+    assert report.signatures[0].check("seal_status").status is CheckStatus.FAILED
+    assert report.sub_indication is SubIndication.SEAL_EXPIRED
 
 
 def test_unsigned_document_has_no_signatures() -> None:

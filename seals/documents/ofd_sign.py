@@ -192,9 +192,7 @@ def _add_signature(
     value_path = f"{sign_dir}/SignedValue.dat"
     last_id = next_id + len(annots)
 
-    x.sub(
-        list_root, "Signature", {"ID": sign_id, "Type": kind, "BaseLoc": "/" + signature_path}
-    )
+    x.sub(list_root, "Signature", {"ID": sign_id, "Type": kind, "BaseLoc": "/" + signature_path})
     max_id = x.child(list_root, "MaxSignId")
     if max_id is None:
         max_id = x.element("MaxSignId")

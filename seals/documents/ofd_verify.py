@@ -2,9 +2,9 @@
 
 Per signature, in order: the References (each file's SM3 recomputed), whether it was
 added after a whole-protecting signature, then what SignedValue.dat holds:
-- Seal type: an SES_Signature, checked in full by ``seals.verify.verify_signature``
-  with Signature.xml as the original (dataHash), then the seal's registry status when a
-  ``seal_status`` callable is given and the signer's certificate path when anchors are;
+- Seal type: an SES_Signature with Signature.xml as the original (dataHash), checked
+  by ``seal_verifier``: the service passes its seal verifier (anchors, revocation,
+  registry status); by default ``seals.verify.verify_signature`` without trust context;
 - Sign type: a GM/T 0010 SignedData over SM3(Signature.xml) (``verify_cms``), or a bare
   DER SM2 signature over the Signature.xml bytes (ofdrw ``DigitalSignContainer``), which
   carries no certificate: it verifies only against ``certificates`` given by the caller.
@@ -34,29 +34,27 @@ from seals.documents.report import (
     SealSummary,
     SignatureReport,
 )
-from seals.parse import ParsedSealSignature, parse_signature
+from seals.parse import parse_signature
 from seals.verify import Check as SealCheck
-from seals.verify import CheckName as SealCheckName
 from seals.verify import CheckStatus as SealCheckStatus
-from seals.verify import verify_signature
+from seals.verify import VerificationResult, verify_signature
 from trust import oids
 from trust.clock import Clock, SystemClock
 from trust.errors import DocumentMalformed, TrustError
 from trust.keys import SM2PublicKey, load_public_key
 from trust.sm2.backend import SM2Backend
 from trust.sm3 import sm3
-from trust.validation import validate_certificate, verify_cms
+from trust.validation import verify_cms
 from trust.validation.certs import CertificateInput, certificate_info, load_certificate
 from trust.validation.report import (
     Check,
     CheckStatus,
     Finding,
-    Indication,
     SubIndication,
 )
 
-# The registry's answer on a seal, by esID: a ``seal_status`` check.
-SealStatusFn = Callable[[str], Check]
+# (SES_Signature DER, the signed original) -> the seal checks.
+SealVerifierFn = Callable[[bytes, bytes], VerificationResult]
 
 MAX_SIGNATURES = 256
 SM3_METHODS = frozenset({"sm3", oids.SM3})
@@ -70,13 +68,13 @@ def verify_ofd(
     *,
     certificates: Sequence[CertificateInput] = (),
     anchors: Sequence[CertificateInput] = (),
-    seal_status: SealStatusFn | None = None,
+    seal_verifier: SealVerifierFn | None = None,
     limits: PackageLimits = PackageLimits(),
     clock: Clock | None = None,
     sm2_backend: SM2Backend | None = None,
 ) -> DocumentReport:
     """The report on every signature of ``package``. ``certificates`` are signer
-    certificates for Sign-type signatures that carry none; ``anchors`` the roots signer
+    certificates for Sign-type signatures that carry none; ``anchors`` the roots CMS signer
     certificates are validated up to (without them, paths are not checked)."""
     if isinstance(package, bytes):
         package = read_package(package, limits)
@@ -85,7 +83,7 @@ def verify_ofd(
         package,
         [load_certificate(c) for c in certificates],
         list(anchors),
-        seal_status,
+        seal_verifier,
         clock or SystemClock(),
         sm2_backend,
     )
@@ -135,14 +133,14 @@ class _Verifier:
         package: OfdPackage,
         certificates: list[x509.Certificate],
         anchors: list[CertificateInput],
-        seal_status: SealStatusFn | None,
+        seal_verifier: SealVerifierFn | None,
         clock: Clock,
         sm2_backend: SM2Backend | None,
     ) -> None:
         self.package = package
         self.certificates = certificates
         self.anchors = anchors
-        self.seal_status = seal_status
+        self.seal_verifier = seal_verifier
         self.clock = clock
         self.backend = sm2_backend
 
@@ -203,7 +201,10 @@ class _Verifier:
         return tuple(results), check
 
     def _seal(self, signed_value: bytes, original: bytes, fields: dict[str, object]) -> list[Check]:
-        result = verify_signature(signed_value, original=original, sm2_backend=self.backend)
+        if self.seal_verifier is not None:
+            result = self.seal_verifier(signed_value, original)
+        else:
+            result = verify_signature(signed_value, original=original, sm2_backend=self.backend)
         checks = [_from_seal_check(c) for c in result.checks]
         if result.version is None:  # did not parse: the format check says why
             return checks
@@ -215,37 +216,7 @@ class _Verifier:
         signer = _certificate(parsed.signer_cert)
         if signer is not None:
             fields["signer"] = certificate_info(signer)
-        for index, check in enumerate(checks):
-            if check.name == SealCheckName.SEAL_STATUS and self.seal_status is not None:
-                checks[index] = self.seal_status(seal.info.es_id)
-            elif check.name == SealCheckName.SIGNER_CERTIFICATE and self.anchors and signer:
-                checks[index] = self._signer_path(signer, parsed)
         return checks
-
-    def _signer_path(self, signer: x509.Certificate, parsed: ParsedSealSignature) -> Check:
-        name = SealCheckName.SIGNER_CERTIFICATE.value
-        report = validate_certificate(
-            signer,
-            anchors=self.anchors,
-            at=parsed.signing_time,
-            clock=self.clock,
-            sm2_backend=self.backend,
-        )
-        if report.indication is Indication.TOTAL_PASSED:
-            return _passed(name, "signer certificate path valid at the signing time")
-        status = (
-            CheckStatus.FAILED
-            if report.indication is Indication.TOTAL_FAILED
-            else CheckStatus.INDETERMINATE
-        )
-        failing = "; ".join(
-            c.message
-            for c in report.checks
-            if c.status in (CheckStatus.FAILED, CheckStatus.INDETERMINATE)
-        )
-        return Check(
-            name=name, status=status, sub_indication=report.sub_indication, message=failing
-        )
 
     def _sign(self, signed_value: bytes, original: bytes, fields: dict[str, object]) -> list[Check]:
         if _is_bare_signature(signed_value):
@@ -302,12 +273,11 @@ def _from_seal_check(check: SealCheck) -> Check:
     if check.status is SealCheckStatus.PASSED:
         return _passed(check.name.value, check.message)
     if check.status is SealCheckStatus.FAILED:
-        sub = (
-            SubIndication(check.sub_indication.value)
-            if check.sub_indication
-            else SubIndication.GENERIC
-        )
-        return _failed(check.name.value, sub, check.message)
+        value = check.sub_indication.value if check.sub_indication else "GENERIC"
+        if value in SubIndication.__members__:
+            return _failed(check.name.value, SubIndication(value), check.message)
+        # A seal sub-indication the report vocabulary lacks: kept in the message.
+        return _failed(check.name.value, SubIndication.GENERIC, f"{value}: {check.message}")
     return Check(name=check.name.value, status=CheckStatus.NOT_PERFORMED, message=check.message)
 
 
