@@ -3,7 +3,13 @@ encryption under a master key, the in-process key cache, backups, and the audit
 log's checkpoint signer. ``KeyStore`` is the service; everything else supports it."""
 
 from keystore.backup import create_backup, restore_backup
-from keystore.checkpoint import KeystoreCheckpointSigner, KeystoreCheckpointVerifier
+from keystore.checkpoint import (
+    KeystoreCheckpointSigner,
+    KeystoreCheckpointVerifier,
+    audit_key_id,
+    ensure_audit_key,
+    sign_checkpoints,
+)
 from keystore.envelope import KekRing
 from keystore.model import (
     MAX_REASON,
@@ -40,7 +46,10 @@ __all__ = [
     "SignInput",
     "SignResult",
     "VerifyResult",
+    "audit_key_id",
     "build_keystore",
+    "ensure_audit_key",
     "create_backup",
     "restore_backup",
+    "sign_checkpoints",
 ]

@@ -9,11 +9,15 @@ audit append it checkpoints, and the checkpoint row is their record.
 
 from __future__ import annotations
 
-from keystore.model import Algorithm, Purpose
+from typing import Protocol
+
+from keystore.model import Actor, Algorithm, GenerateRequest, KeyState, Purpose
 from keystore.service import KeyStore
+from trust.audit.signing import CheckpointSigner, CheckpointVerifier
 from trust.errors import KeyPurposeMismatch, NotFound, UnsupportedAlgorithm
 
 PREFIX = "keystore:"
+AUDIT_KEY_LABEL = "audit log checkpoints"
 # asn1crypto names of the signature algorithms, as the audit log records them.
 ALGORITHM_NAMES = {
     Algorithm.SM2: "sm3_sm2",
@@ -59,3 +63,36 @@ class KeystoreCheckpointVerifier:
         if ALGORITHM_NAMES.get(info.algorithm) != algorithm:
             raise UnsupportedAlgorithm(f"checkpoint key {key_id!r} does not sign with {algorithm}")
         self._store._verify_unaudited(own, data, signature)
+
+
+class CheckpointedLog(Protocol):
+    """The part of ``trust.audit.AuditLog`` that takes a checkpoint signer."""
+
+    def use_checkpoints(
+        self, signer: CheckpointSigner, verifier: CheckpointVerifier | None = None
+    ) -> None: ...
+
+
+def audit_key_id(store: KeyStore) -> str | None:
+    """The active audit key (the oldest, should there be several), if any."""
+    ids = store._key_ids(Purpose.AUDIT, KeyState.ACTIVE)
+    return ids[0] if ids else None
+
+
+def ensure_audit_key(store: KeyStore, actor: Actor) -> tuple[str, bool]:
+    """The active audit key's id, made now (SM2) when there is none; True if made."""
+    existing = audit_key_id(store)
+    if existing is not None:
+        return existing, False
+    request = GenerateRequest(AUDIT_KEY_LABEL, Algorithm.SM2, Purpose.AUDIT)
+    return store.generate(request, actor).id, True
+
+
+def sign_checkpoints(store: KeyStore, log: CheckpointedLog) -> str | None:
+    """Have ``log`` sign its checkpoints with the active audit key and check them with the
+    key store; returns the key id, or None (and changes nothing) when there is no audit key."""
+    key_id = audit_key_id(store)
+    if key_id is None:
+        return None
+    log.use_checkpoints(KeystoreCheckpointSigner(store, key_id), KeystoreCheckpointVerifier(store))
+    return key_id

@@ -936,6 +936,17 @@ class KeyStore:
             if progress is not None:
                 progress(done, len(ids))
 
+    def _key_ids(self, purpose: Purpose, state: KeyState) -> list[str]:
+        """Ids of the keys with this purpose in this state, oldest first (internal wiring,
+        such as finding the audit key; no actor, no audit)."""
+        with self._db.session() as s:
+            rows = s.execute(
+                select(keystore_key.c.id)
+                .where(keystore_key.c.purpose == purpose.value, keystore_key.c.state == state.value)
+                .order_by(keystore_key.c.created_at, keystore_key.c.id)
+            )
+            return [key_id for (key_id,) in rows]
+
     def _is_empty(self) -> bool:
         with self._db.session() as s:
             return s.execute(select(func.count()).select_from(keystore_key)).scalar_one() == 0

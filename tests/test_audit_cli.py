@@ -53,7 +53,9 @@ def test_verify_intact_log_with_trusted_key(filled, key, tmp_path):
     url, _db = filled
     result = trustctl(url, "verify", "--public-key", pem_file(tmp_path, key))
     assert result.exit_code == 0, result.output
-    assert "intact: 10 records, 2 checkpoints (signatures checked)" in result.output
+    assert "intact: 10 records, 2 checkpoints (signatures checked with the public keys given)" in (
+        result.output
+    )
 
 
 def test_verify_without_key_says_signatures_unchecked(filled):

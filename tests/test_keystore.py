@@ -24,6 +24,8 @@ from keystore import (
     KeystoreCheckpointSigner,
     KeystoreCheckpointVerifier,
     Purpose,
+    ensure_audit_key,
+    sign_checkpoints,
 )
 from keystore.kek.local import LocalKek
 from keystore.schema import keystore_version
@@ -371,6 +373,28 @@ def test_checkpoint_signer_from_keystore(env: Env) -> None:
     assert len(log.checkpoints()) >= 3
     report = log.verify()
     assert report.ok and report.signatures_checked
+
+
+def test_audit_key_wiring_and_an_unusable_audit_key(env: Env) -> None:
+    assert sign_checkpoints(env.store, env.audit) is None  # no audit key: nothing changes
+    key_id, made = ensure_audit_key(env.store, ADMIN)
+    assert made and ensure_audit_key(env.store, ADMIN) == (key_id, False)
+    log = AuditLog(env.db, env.clock, checkpoint_every=2)
+    assert sign_checkpoints(env.store, log) == key_id
+    log.append("u", "a")
+    log.append("u", "a")
+    assert [c.key_id for c in log.checkpoints()] == ["keystore:" + key_id]
+    # A suspended audit key must not stop the operations being audited: the record is
+    # written, the periodic checkpoint skipped; an explicit one names the reason.
+    env.store.suspend(key_id, ADMIN)
+    log.append("u", "b")
+    head = log.append("u", "b").seq
+    assert head % 2 == 0 and [c.seq for c in log.checkpoints()][-1] < head
+    with pytest.raises(KeySuspended):
+        log.checkpoint()
+    env.store.resume(key_id, ADMIN)
+    assert log.checkpoint() is not None
+    assert log.verify().ok
 
 
 # --- nothing in the clear at rest -------------------------------------------------

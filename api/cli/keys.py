@@ -83,7 +83,7 @@ def _errors() -> Iterator[None]:
 def key_store(previous_key_files: Sequence[Path] = ()) -> Iterator[KeyStore]:
     """The configured key store; master keys in ``previous_key_files`` still unwrap."""
     # Imported here so that `trustctl --help` does not load the storage stack.
-    from keystore import build_keystore
+    from keystore import build_keystore, sign_checkpoints
     from keystore.kek.local import load_local_master_key
     from trust import migrations
     from trust.audit import AuditLog
@@ -111,6 +111,7 @@ def key_store(previous_key_files: Sequence[Path] = ()) -> Iterator[KeyStore]:
                 coordination=coordination,
                 previous_keks=previous,
             )
+            sign_checkpoints(store, audit)
             try:
                 yield store
             finally:
@@ -187,6 +188,21 @@ def _line(info: KeyInfo) -> str:
         f"{info.id}  {info.algorithm.value:10}  {info.purpose.value:7}  {info.state.value:14}  "
         f"v{info.primary_version}  [{info.label}]{scheduled}"
     )
+
+
+def ensure_audit_key() -> None:
+    """For ``trustctl init``: the key that signs the audit log's checkpoints (made once)."""
+    from keystore import ensure_audit_key as ensure
+
+    with key_store() as store:
+        key_id, made = ensure(store, _actor())
+    if made:
+        typer.echo(
+            f"audit key {key_id} created (signs audit checkpoints); give auditors its public "
+            f"key:\n  trustctl keys export-public {key_id} --out audit-key.pem"
+        )
+    else:
+        typer.echo(f"audit key {key_id} already exists")
 
 
 # --- keys --------------------------------------------------------------------------------

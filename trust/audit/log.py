@@ -18,6 +18,7 @@ still points past them.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -47,6 +48,8 @@ from trust.errors import (
     StorageUnavailable,
     TrustError,
 )
+
+log = logging.getLogger(__name__)
 
 
 class Outcome(StrEnum):
@@ -247,6 +250,19 @@ class AuditLog:
         self._every = checkpoint_every
         self._batch = batch_size
 
+    def use_checkpoints(
+        self, signer: CheckpointSigner, verifier: CheckpointVerifier | None = None
+    ) -> None:
+        """Sign checkpoints with ``signer`` from now on (and check them with ``verifier``).
+
+        For signers that need the log themselves, such as the key store's audit key:
+        the key store writes its own audit records here, so it is built after the log
+        and hands its signer in once it exists.
+        """
+        self._signer = signer
+        if verifier is not None:
+            self._verifier = verifier
+
     # --- writing ---------------------------------------------------------------
 
     @contextmanager
@@ -340,8 +356,20 @@ class AuditLog:
                 update(audit_head).where(audit_head.c.id == 1).values(seq=seq, hash=digest)
             )
             if self._signer is not None and seq % self._every == 0:
-                self._write_checkpoint(conn, self._signer, seq, digest)
+                self._periodic_checkpoint(conn, self._signer, seq, digest)
         return entry
+
+    def _periodic_checkpoint(
+        self, conn: Connection, signer: CheckpointSigner, seq: int, digest: bytes
+    ) -> None:
+        """A checkpoint the signer cannot make (its key suspended, say) must not stop the
+        operation being audited: the record is written, the failure logged, and the next
+        checkpoint covers these records too (``checkpoint()`` still raises)."""
+        try:
+            # Signs before it inserts: a refused signature leaves nothing half-written.
+            self._write_checkpoint(conn, signer, seq, digest)
+        except TrustError as exc:
+            log.error("audit checkpoint at %d not signed: %s (%s)", seq, exc.detail, exc.code)
 
     def checkpoint(self) -> Checkpoint | None:
         """Sign a checkpoint at the current head now (None for an empty log).

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Protocol
 
-from trust.errors import NotFound, UnsupportedAlgorithm
+from trust.errors import InvalidSignature, NotFound, UnsupportedAlgorithm
 from trust.keys import KeyAlgorithm, PublicKey, SM2PrivateKey
 
 # The asn1crypto name of SM3withSM2 (1.2.156.10197.1.501), as registered in trust.oids.
@@ -55,7 +55,13 @@ class SM2CheckpointSigner:
 
 
 class SM2CheckpointVerifier:
-    """Checks SM2 checkpoint signatures against a fixed set of trusted public keys by key id."""
+    """Checks SM2 checkpoint signatures against a fixed set of trusted public keys.
+
+    The checkpoint's key id picks the key when it is one of the trusted ids (the
+    fingerprints, with ``from_public_keys``). Signers whose ids name something else
+    (the key store's ``keystore:<key id>``, which spans that key's versions) are
+    checked against every trusted key: what counts is that a trusted key made the
+    signature, the id only finds it faster."""
 
     def __init__(self, public_keys: dict[str, PublicKey]) -> None:
         for key_id, key in public_keys.items():
@@ -69,9 +75,16 @@ class SM2CheckpointVerifier:
         return cls({k.fingerprint(): k for k in keys})
 
     def verify(self, key_id: str, algorithm: str, data: bytes, signature: bytes) -> None:
-        key = self._keys.get(key_id)
-        if key is None:
-            raise NotFound(f"no trusted checkpoint key {key_id!r}")
         if algorithm != SM3_SM2:
             raise UnsupportedAlgorithm(f"checkpoint key {key_id!r} signs with {SM3_SM2}")
-        key.verify(signature, data)
+        key = self._keys.get(key_id)
+        if key is not None:
+            key.verify(signature, data)
+            return
+        for candidate in self._keys.values():
+            try:
+                candidate.verify(signature, data)
+                return
+            except InvalidSignature:
+                continue
+        raise NotFound(f"no trusted checkpoint key made the signature of {key_id!r}")
