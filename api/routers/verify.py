@@ -5,6 +5,17 @@ Public while ``settings.public_verify`` is true, else the ``verifier`` role. Tru
 anchors are the service's own root CAs (its issuing CAs are offered as intermediates)
 plus the roots in ``settings.trust_anchor_files``.
 
+Revocation: requests may carry ``crls_b64`` and ``ocsp_responses_b64`` (nothing is
+fetched); the current CRL of every service CA is added in-process (``Services.ca()``), so
+certificates the service issued always have revocation data. ``revocation_mode``
+chooses what missing data means: ``soft-fail`` (default) accepts it and says so,
+``hard-fail`` requires data for certificates that name a CRL or OCSP location,
+``require`` for every certificate below the anchor (missing: INDETERMINATE/TRY_LATER),
+``none`` checks nothing. The report lists the CRLs and OCSP responses it used.
+
+Signature timestamps inside a CMS are verified (``timestamp.checker.TokenChecker``) and
+a good one is the proven signing time; ``/verify/timestamp`` reports on a token alone.
+
 A request that is not well formed (bad base64, a PEM that is not a certificate) is a
 4xx problem. A CMS that does not parse is different: it is the object under
 validation, so the answer is a 200 report TOTAL_FAILED/FORMAT_FAILURE, as for any other
@@ -14,16 +25,19 @@ verdict on it; clients read one report format whatever was wrong with the signat
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, TypeVar
 
 from asn1crypto import x509
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from api.deps import Services, get_services
 from api.errors import problem_responses
 from api.routers.keys import Base64, SignerId
 from api.security import public_if
+from timestamp.checker import TokenChecker
 from trust.auth import Role
 from trust.errors import ConfigurationError, TrustError
 from trust.validation import (
@@ -32,12 +46,16 @@ from trust.validation import (
     ValidationReport,
     VerifyLevel,
     validate_certificate,
-    verify_cms,
+    verify_cms_detailed,
     verify_raw_signature,
+    verify_timestamp,
 )
 from trust.validation.certs import certificate_info, load_certificate, load_certificates
+from trust.validation.cms_report import CmsVerification
+from trust.validation.evidence import EvidenceBundle, build_evidence
 
 log = logging.getLogger(__name__)
+_I = TypeVar("_I")
 
 ServicesDep = Annotated[Services, Depends(get_services)]
 
@@ -117,7 +135,30 @@ class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class VerifySignatureRequest(_Request):
+# Bounds on revocation input: a path is short, and each item is parsed in full.
+MAX_REVOCATION_ITEMS = 32
+
+
+class _WithRevocation(_Request):
+    crls_b64: list[Base64] = Field(
+        default_factory=list,
+        max_length=MAX_REVOCATION_ITEMS,
+        description="CRLs (DER) to use besides the service's own",
+    )
+    ocsp_responses_b64: list[Base64] = Field(
+        default_factory=list,
+        max_length=MAX_REVOCATION_ITEMS,
+        description="OCSPResponse messages (DER) to use",
+    )
+    revocation_mode: RevocationMode = Field(
+        RevocationMode.SOFT_FAIL,
+        description="soft-fail: missing data is accepted and reported; hard-fail: required "
+        "where a certificate names a CRL/OCSP location; require: required for every "
+        "certificate (missing: TRY_LATER); none: not checked",
+    )
+
+
+class SignatureInput(_Request):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
@@ -146,20 +187,63 @@ class VerifySignatureRequest(_Request):
     )
 
     @model_validator(mode="after")
-    def _one_input(self) -> VerifySignatureRequest:
+    def _one_input(self) -> SignatureInput:
         if (self.data_b64 is None) == (self.digest_b64 is None):
             raise ValueError("give exactly one of data_b64 and digest_b64")
         return self
 
 
-class VerifyCmsRequest(_Request):
+class VerifySignatureRequest(SignatureInput, _WithRevocation):
+    pass
+
+
+class CmsInput(_Request):
     model_config = ConfigDict(json_schema_extra={"examples": [{"cms_b64": _EXAMPLE_CMS}]})
 
     cms_b64: Base64 = Field(description="ContentInfo with SignedData, DER or BER")
     data_b64: Base64 | None = Field(None, description="the content, for a detached CMS")
 
 
-class VerifyCertificateRequest(_Request):
+class VerifyCmsRequest(CmsInput, _WithRevocation):
+    pass
+
+
+class VerifyCmsResult(BaseModel):
+    """``/verify/cms?evidence=true``: the report and the material it rests on."""
+
+    report: ValidationReport
+    evidence: EvidenceBundle | None = None
+
+
+# Items per batch: each is a full validation (~ms), so a batch stays within seconds.
+MAX_BATCH = 100
+
+
+class VerifySignatureBatch(_WithRevocation):
+    items: list[SignatureInput] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class VerifyCmsBatch(_WithRevocation):
+    items: list[CmsInput] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class BatchError(BaseModel):
+    code: str = Field(description="the stable error code, as in a problem+json answer")
+    detail: str
+
+
+class BatchItem(BaseModel):
+    """Exactly one of ``report`` and ``error``."""
+
+    report: ValidationReport | None = None
+    error: BatchError | None = None
+
+
+class BatchResult(BaseModel):
+    results: list[BatchItem] = Field(description="one per item, in the order given")
+
+
+class VerifyCertificateRequest(_WithRevocation):
     model_config = ConfigDict(
         json_schema_extra={"examples": [{"certificate_pem": _EXAMPLE_PEM, "chain_pem": None}]}
     )
@@ -169,6 +253,20 @@ class VerifyCertificateRequest(_Request):
         None, max_length=524288, description="intermediate certificates, PEM, any order"
     )
     at: AwareDatetime | None = Field(None, description="status at this time; default now")
+
+
+class VerifyTimestampRequest(_WithRevocation):
+    token_b64: Base64 = Field(description="TimeStampToken (CMS ContentInfo), DER")
+    data_b64: Base64 | None = Field(None, description="the data the token should stamp")
+    digest_b64: Base64 | None = Field(
+        None, description="or its hash, in the token's imprint algorithm"
+    )
+
+    @model_validator(mode="after")
+    def _at_most_one_input(self) -> VerifyTimestampRequest:
+        if self.data_b64 is not None and self.digest_b64 is not None:
+            raise ValueError("give at most one of data_b64 and digest_b64")
+        return self
 
 
 class ParseCertificateRequest(_Request):
@@ -225,14 +323,25 @@ class CertificateFields(BaseModel):
     sha256_fingerprint: str
 
 
-def _anchors(services: Services) -> tuple[list[x509.Certificate], list[x509.Certificate]]:
-    """(anchors, intermediates): the service's root and issuing CAs, and configured roots."""
-    anchors: list[x509.Certificate] = []
-    intermediates: list[x509.Certificate] = []
+@dataclass(frozen=True)
+class _Trust:
+    anchors: list[x509.Certificate]
+    intermediates: list[x509.Certificate]  # the service's issuing CAs
+    crls: list[bytes]  # the request's, then the service CAs' current CRLs
+    ocsps: list[bytes]
+
+
+def _trust(services: Services, body: _WithRevocation) -> _Trust:
+    """Anchors: the service's root CAs and configured roots; intermediates: its issuing
+    CAs; revocation data: the request's plus, unless ``none``, the service CAs' CRLs."""
+    trust = _Trust([], [], list(body.crls_b64), list(body.ocsp_responses_b64))
     try:
-        for ca in services.ca().list_cas():
+        authority = services.ca()
+        for ca in authority.list_cas():
             cert = load_certificate(ca.certificate_pem.encode())
-            (anchors if ca.parent_id is None else intermediates).append(cert)
+            (trust.anchors if ca.parent_id is None else trust.intermediates).append(cert)
+            if body.revocation_mode is not RevocationMode.NONE:
+                trust.crls.append(authority.current_crl(ca.id))
     except TrustError as exc:
         # No key store (no master key) means no CA: external roots still work.
         log.warning("service CAs unavailable as trust anchors: %s", exc.detail)
@@ -241,8 +350,47 @@ def _anchors(services: Services) -> tuple[list[x509.Certificate], list[x509.Cert
             data = path.read_bytes()
         except OSError as exc:
             raise ConfigurationError(f"cannot read trust anchor file {path}: {exc}") from exc
-        anchors.extend(load_certificates(data))
-    return anchors, intermediates
+        trust.anchors.extend(load_certificates(data))
+    return trust
+
+
+_CHECKER = TokenChecker()
+
+
+def _signature_report(
+    item: SignatureInput, body: _WithRevocation, trust: _Trust, services: Services
+) -> ValidationReport:
+    return verify_raw_signature(
+        item.certificate_pem.encode(),
+        item.signature_b64,
+        data=item.data_b64,
+        digest=item.digest_b64,
+        signer_id=item.signer_id.encode() if item.signer_id is not None else None,
+        signature_encoding=item.signature_encoding,
+        verify_level=item.verify_level,
+        anchors=trust.anchors,
+        intermediates=trust.intermediates,
+        crls=trust.crls,
+        ocsps=trust.ocsps,
+        revocation_mode=body.revocation_mode,
+        clock=services.clock,
+    )
+
+
+def _cms_report(
+    item: CmsInput, body: _WithRevocation, trust: _Trust, services: Services
+) -> CmsVerification:
+    return verify_cms_detailed(
+        item.cms_b64,
+        item.data_b64,
+        anchors=trust.anchors,
+        intermediates=trust.intermediates,
+        crls=trust.crls,
+        ocsps=trust.ocsps,
+        revocation_mode=body.revocation_mode,
+        clock=services.clock,
+        timestamp_checker=_CHECKER,
+    )
 
 
 @router.post(
@@ -252,38 +400,53 @@ def _anchors(services: Services) -> tuple[list[x509.Certificate], list[x509.Cert
     summary="Verify a raw signature under a certificate (GM/T 0029 VerifySignedData)",
 )
 def verify_signature(body: VerifySignatureRequest, services: ServicesDep) -> ValidationReport:
-    anchors, intermediates = _anchors(services)
-    return verify_raw_signature(
-        body.certificate_pem.encode(),
-        body.signature_b64,
-        data=body.data_b64,
-        digest=body.digest_b64,
-        signer_id=body.signer_id.encode() if body.signer_id is not None else None,
-        signature_encoding=body.signature_encoding,
-        verify_level=body.verify_level,
-        anchors=anchors,
-        intermediates=intermediates,
-        # No CRL/OCSP input on this route: revocation data missing is not a failure.
-        revocation_mode=RevocationMode.SOFT_FAIL,
-        clock=services.clock,
-    )
+    return _signature_report(body, body, _trust(services, body), services)
 
 
 @router.post(
     "/verify/cms",
-    response_model=ValidationReport,
+    response_model=ValidationReport | VerifyCmsResult,
     responses=_REPORT_RESPONSE,
     summary="Verify a CMS SignedData (GM/T 0029 VerifySignedMessage)",
-    description="A CMS that does not parse gives a 200 report TOTAL_FAILED/FORMAT_FAILURE.",
+    description="A CMS that does not parse gives a 200 report TOTAL_FAILED/FORMAT_FAILURE. "
+    "With `evidence=true` the answer is `{report, evidence}`: the bundle (chain, CRLs, OCSP "
+    "responses, timestamps) re-verifies the signature later without the service.",
 )
-def verify_cms_route(body: VerifyCmsRequest, services: ServicesDep) -> ValidationReport:
-    anchors, intermediates = _anchors(services)
-    return verify_cms(
-        body.cms_b64,
-        body.data_b64,
-        anchors=anchors,
-        intermediates=intermediates,
-        revocation_mode=RevocationMode.SOFT_FAIL,
+def verify_cms_route(
+    body: VerifyCmsRequest,
+    services: ServicesDep,
+    evidence: Annotated[bool, Query(description="also return the evidence bundle")] = False,
+) -> ValidationReport | VerifyCmsResult:
+    trust = _trust(services, body)
+    done = _cms_report(body, body, trust, services)
+    if not evidence:
+        return done.report
+    bundle = build_evidence(
+        body.cms_b64, done, crls=trust.crls, ocsps=trust.ocsps, created_at=services.clock.now()
+    )
+    return VerifyCmsResult(report=done.report, evidence=bundle)
+
+
+@router.post(
+    "/verify/timestamp",
+    response_model=ValidationReport,
+    responses=_REPORT_RESPONSE,
+    summary="Verify a time-stamp token (RFC 3161 / GM/T 0033) over data or a digest",
+    description="A token that does not parse gives a 200 report TOTAL_FAILED/FORMAT_FAILURE. "
+    "The TSA certificate's path is validated now; the token's genTime is the proven time.",
+)
+def verify_timestamp_route(body: VerifyTimestampRequest, services: ServicesDep) -> ValidationReport:
+    trust = _trust(services, body)
+    return verify_timestamp(
+        body.token_b64,
+        checker=_CHECKER,
+        data=body.data_b64,
+        digest=body.digest_b64,
+        anchors=trust.anchors,
+        intermediates=trust.intermediates,
+        crls=trust.crls,
+        ocsps=trust.ocsps,
+        revocation_mode=body.revocation_mode,
         clock=services.clock,
     )
 
@@ -295,15 +458,55 @@ def verify_cms_route(body: VerifyCmsRequest, services: ServicesDep) -> Validatio
     summary="Validate a certificate: chain, validity, revocation (GM/T 0029 ValidateCert)",
 )
 def verify_certificate(body: VerifyCertificateRequest, services: ServicesDep) -> ValidationReport:
-    anchors, intermediates = _anchors(services)
+    trust = _trust(services, body)
     chain = load_certificates(body.chain_pem.encode()) if body.chain_pem else []
     return validate_certificate(
         body.certificate_pem.encode(),
-        [*chain, *intermediates],
-        anchors=anchors,
+        [*chain, *trust.intermediates],
+        anchors=trust.anchors,
         at=body.at,
+        crls=trust.crls,
+        ocsps=trust.ocsps,
+        revocation_mode=body.revocation_mode,
         clock=services.clock,
     )
+
+
+def _batch(
+    items: Sequence[_I],
+    verify: Callable[[_I], ValidationReport],
+) -> BatchResult:
+    """Each item's report, or the problem that refused it; one item does not stop others."""
+    results = []
+    for item in items:
+        try:
+            results.append(BatchItem(report=verify(item)))
+        except TrustError as exc:
+            results.append(BatchItem(error=BatchError(code=exc.code, detail=exc.detail)))
+    return BatchResult(results=results)
+
+
+@router.post(
+    "/verify/signature:batch",
+    response_model=BatchResult,
+    summary=f"Verify up to {MAX_BATCH} raw signatures (VerifySignedData), in order",
+    description="Revocation input and mode apply to every item. An item that is not "
+    "well formed gets an error in its place, the others their reports.",
+)
+def verify_signature_batch(body: VerifySignatureBatch, services: ServicesDep) -> BatchResult:
+    trust = _trust(services, body)
+    return _batch(body.items, lambda item: _signature_report(item, body, trust, services))
+
+
+@router.post(
+    "/verify/cms:batch",
+    response_model=BatchResult,
+    summary=f"Verify up to {MAX_BATCH} CMS SignedData (VerifySignedMessage), in order",
+    description="Revocation input and mode apply to every item.",
+)
+def verify_cms_batch(body: VerifyCmsBatch, services: ServicesDep) -> BatchResult:
+    trust = _trust(services, body)
+    return _batch(body.items, lambda item: _cms_report(item, body, trust, services).report)
 
 
 @router.post(

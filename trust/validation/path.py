@@ -29,6 +29,16 @@ which certificate). No path to an anchor is ``NO_CERTIFICATE_CHAIN_FOUND``; miss
 stale revocation data ``TRY_LATER``; other RFC 5280 failures (CA flag, key usage, name or
 policy constraints, unknown critical extensions) ``CHAIN_CONSTRAINTS_FAILURE``.
 
+Supplied revocation data. certvalidator's soft-fail and hard-fail modes consult CRLs and
+OCSP responses only for certificates that name a CRL distribution point or OCSP
+location, so a CRL handed in that revokes a certificate naming neither would be ignored
+and the path pass. When data was supplied in those modes, validation therefore runs first
+as if revocation data were required for every certificate, then required for the
+end-entity certificate only, and only then in the mode asked for; each later run happens
+only when the earlier one found data missing. (With data for the leaf but not its CA, a
+revoked CA that names no CRL location still goes unseen in soft-fail: ``require`` closes
+that.)
+
 Event loop. certvalidator is async; ``validate`` runs each call in a private event loop
 (``asyncio.run``) on the calling thread. Nothing is fetched, so the coroutine never
 waits on I/O: a shared loop thread would only serialise every validation of the process
@@ -67,6 +77,11 @@ from pyhanko_certvalidator.errors import (
     ValidationError,
 )
 from pyhanko_certvalidator.path import ValidationPath
+from pyhanko_certvalidator.policy_decl import (
+    CertRevTrustPolicy,
+    RevocationCheckingPolicy,
+    RevocationCheckingRule,
+)
 from pyhanko_certvalidator.sig_validate import (
     DEFAULT_VALIDATION_CONTEXT,
     SignatureValidationContext,
@@ -269,35 +284,22 @@ class PathValidator:
             raise ValidationFailed("the validation time must carry a time zone")
         mode = RevocationMode(request.revocation_mode)
 
-        journal = _Journal(SM2SignatureValidator(backend=self._sm2_backend))
-        context = ValidationContext(
-            trust_roots=list(self._anchors),
-            other_certs=others,
-            # Always explicit, so that the service clock (not certvalidator's) decides.
-            moment=moment,
-            crls=crls,
-            ocsps=ocsps,
-            revocation_mode=mode.value,
-            retroactive_revinfo=point_in_time,
-            time_tolerance=self._time_tolerance,
-            signature_validator=journal,
-        )
-        path: ValidationPath | None = None
-        failure_path: ValidationPath | None = None
-        error: Exception | None = None
-        try:
-            path = await CertificateValidator(
-                target, validation_context=context
-            ).async_validate_path()
-        except PathValidationError as exc:
-            error, failure_path = exc, exc.original_path
-        except (PathBuildingError, ValidationError) as exc:
-            error = exc
-        # certvalidator fails on some parseable but unusual input with built-in exceptions;
-        # that says nothing about the chain, so it is reported as a general failure.
-        except Exception as exc:
-            log.warning("certificate path validation failed unexpectedly", exc_info=True)
-            error = exc
+        for policy in _policies(mode, bool(crls or ocsps)):
+            journal = _Journal(SM2SignatureValidator(backend=self._sm2_backend))
+            context = ValidationContext(
+                trust_roots=list(self._anchors),
+                other_certs=others,
+                # Always explicit, so that the service clock (not certvalidator's) decides.
+                moment=moment,
+                crls=crls,
+                ocsps=ocsps,
+                revinfo_policy=CertRevTrustPolicy(policy, retroactive_revinfo=point_in_time),
+                time_tolerance=self._time_tolerance,
+                signature_validator=journal,
+            )
+            path, failure_path, error = await _attempt(target, context)
+            if not isinstance(error, InsufficientRevinfoError):
+                break
 
         certs = _path_certificates(path or failure_path, target)
         chain = tuple(certificate_info(c, trust_anchor=_is_anchor(c, self._anchors)) for c in certs)
@@ -344,6 +346,38 @@ class PathValidator:
             signature_failures=signature_failures,
             warnings=tuple(warnings),
         )
+
+
+def _policies(mode: RevocationMode, supplied: bool) -> list[RevocationCheckingPolicy]:
+    """The revocation policies to try, strictest first (module docstring, "Supplied
+    revocation data"): the mode's own only when no CRL or OCSP response was given."""
+    own = RevocationCheckingPolicy.from_legacy(mode.value)
+    if not supplied or mode not in (RevocationMode.SOFT_FAIL, RevocationMode.HARD_FAIL):
+        return [own]
+    strict = RevocationCheckingRule.CRL_OR_OCSP_REQUIRED
+    return [
+        RevocationCheckingPolicy(strict, strict),
+        RevocationCheckingPolicy(strict, own.intermediate_ca_cert_rule),
+        own,
+    ]
+
+
+async def _attempt(
+    target: x509.Certificate, context: ValidationContext
+) -> tuple[ValidationPath | None, ValidationPath | None, Exception | None]:
+    """(path, path of the failure, error) of one certvalidator run."""
+    try:
+        path = await CertificateValidator(target, validation_context=context).async_validate_path()
+    except PathValidationError as exc:
+        return None, exc.original_path, exc
+    except (PathBuildingError, ValidationError) as exc:
+        return None, None, exc
+    # certvalidator fails on some parseable but unusual input with built-in exceptions;
+    # that says nothing about the chain, so it is reported as a general failure.
+    except Exception as exc:
+        log.warning("certificate path validation failed unexpectedly", exc_info=True)
+        return None, None, exc
+    return path, None, None
 
 
 def run_sync(coro: Coroutine[Any, Any, _T]) -> _T:
