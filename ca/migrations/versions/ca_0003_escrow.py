@@ -1,8 +1,8 @@
 """Certificate authority: dual certificates, the escrowed key of an encryption certificate
 and the signing certificate it was issued with.
 
-Revision ID: ca_0002
-Revises: ca_0001
+Revision ID: ca_0003
+Revises: ca_0002_signers
 Create Date: 2026-11-22
 
 """
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "ca_0002"
-down_revision: str | Sequence[str] | None = "ca_0001"
+revision: str = "ca_0003"
+down_revision: str | Sequence[str] | None = "ca_0002_signers"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
