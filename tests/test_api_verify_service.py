@@ -356,3 +356,15 @@ def test_batch_bounds(tmp_path: Path, count: int) -> None:
     r = env.client.post("/v1/verify/cms:batch", json={"items": [{"cms_b64": "AAAA"}] * count})
     assert r.status_code == 422
     assert r.headers["content-type"].startswith("application/problem+json")
+
+
+@pytest.mark.parametrize(
+    ("at", "sub"),
+    [("2045-01-01T00:00:00Z", "EXPIRED"), ("2024-06-01T00:00:00Z", "NOT_YET_VALID")],
+)
+def test_certificate_outside_its_validity(tmp_path: Path, at: str, sub: str) -> None:
+    env = env_with_outside_root(tmp_path)
+    body = {"certificate_pem": pem(outside().leaf), "chain_pem": pem(outside().sub), "at": at}
+    r = env.client.post("/v1/verify/certificate", json=body)
+    assert (r.json()["indication"], r.json()["sub_indication"]) == ("TOTAL_FAILED", sub)
+    assert r.json()["time_source"] == "requested"

@@ -41,9 +41,14 @@ def pki() -> PycaPki:
     return pyca_pki("ecdsa")
 
 
-def openssl_signed(tmp_path: Path, *, detached: bool = False) -> bytes:
+@cache
+def rsa_pki() -> PycaPki:
+    return pyca_pki("rsa")
+
+
+def openssl_signed(tmp_path: Path, *, detached: bool = False, p: PycaPki | None = None) -> bytes:
     """``openssl cms -sign`` by the pyca leaf (SHA-256, signed attributes, ESS v2)."""
-    p = pki()
+    p = p or pki()
     cert, key, content = tmp_path / "leaf.pem", tmp_path / "leaf.key", tmp_path / "content"
     cert.write_bytes(p.leaf.cert.public_bytes(serialization.Encoding.PEM))
     key.write_bytes(
@@ -98,10 +103,14 @@ def test_cfca_sadk_other_content_is_sig_crypto_failure() -> None:
 
 
 @pytest.mark.openssl_cli
+@pytest.mark.parametrize("kind", ["ecdsa", "rsa"])
 @pytest.mark.parametrize("detached", [False, True])
-def test_openssl_ecdsa_total_passed(tmp_path: Path, detached: bool) -> None:
-    der = openssl_signed(tmp_path, detached=detached)
-    report = verify(der, CONTENT if detached else None)
+def test_openssl_total_passed(tmp_path: Path, detached: bool, kind: str) -> None:
+    p = pki() if kind == "ecdsa" else rsa_pki()
+    der = openssl_signed(tmp_path, detached=detached, p=p)
+    report = verify(
+        der, CONTENT if detached else None, anchors=[p.root.der], intermediates=[p.sub.der]
+    )
     assert report.indication is Indication.TOTAL_PASSED, render_text(report)
     assert report.check(CmsCheck.MESSAGE_DIGEST).status is CheckStatus.PASSED
     # openssl adds ESS signingCertificateV2 only in some versions: never a failure here
@@ -161,6 +170,34 @@ def test_revoked_signer_with_crl(tmp_path: Path) -> None:
         SubIndication.REVOKED_NO_POE,
     )
     assert any(e.status == "revoked" for e in report.revocation)
+
+
+@pytest.mark.openssl_cli
+def test_missing_intermediate_is_no_certificate_chain_found(tmp_path: Path) -> None:
+    report = verify(openssl_signed(tmp_path), intermediates=[])
+    assert (report.indication, report.sub_indication) == (
+        Indication.INDETERMINATE,
+        SubIndication.NO_CERTIFICATE_CHAIN_FOUND,
+    )
+    assert report.check("signature").status is CheckStatus.PASSED
+
+
+@pytest.mark.openssl_cli
+def test_signer_not_yet_valid_is_not_yet_valid(tmp_path: Path) -> None:
+    report = verify(openssl_signed(tmp_path), clock=FakeClock(T0 - timedelta(days=1)))
+    assert (report.indication, report.sub_indication) == (
+        Indication.TOTAL_FAILED,
+        SubIndication.NOT_YET_VALID,
+    )
+
+
+@pytest.mark.openssl_cli
+def test_expired_signer_without_proof_is_out_of_bounds(tmp_path: Path) -> None:
+    report = verify(openssl_signed(tmp_path), clock=FakeClock(T0 + timedelta(days=4000)))
+    assert (report.indication, report.sub_indication) == (
+        Indication.INDETERMINATE,
+        SubIndication.OUT_OF_BOUNDS_NO_POE,
+    )
 
 
 def test_signature_timestamp_is_listed_as_not_verified() -> None:
