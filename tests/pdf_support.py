@@ -131,12 +131,13 @@ class SealSigner:
     chain: tuple[x509.Certificate, ...]  # CA certificates below the root, for the CMS
 
 
-def seal_signer(algorithm: KeyAlgorithm) -> SealSigner:
-    """A root, a sub CA and a leaf from ``validation_support`` (ECDSA P-256, RSA or SM2)."""
+def seal_signer(algorithm: KeyAlgorithm, label: str = "PDF Test") -> SealSigner:
+    """A root, a sub CA and a leaf from ``validation_support`` (ECDSA P-256, RSA or SM2);
+    ``label`` starts the SM2 certificates' names (the pyca ones have fixed names)."""
     if algorithm is KeyAlgorithm.SM2:
-        sm2_root = sm2_cert("PDF Test Root SM2", ca=True)
-        sm2_sub = sm2_cert("PDF Test Sub CA SM2", sm2_root, ca=True)
-        sm2_leaf = sm2_cert("PDF Test Seal SM2", sm2_sub)
+        sm2_root = sm2_cert(f"{label} Root SM2", ca=True)
+        sm2_sub = sm2_cert(f"{label} Sub CA SM2", sm2_root, ca=True)
+        sm2_leaf = sm2_cert(f"{label} Seal SM2", sm2_sub)
         return SealSigner(KeySigner(sm2_leaf.key, sm2_leaf.cert), sm2_root.cert, (sm2_sub.cert,))
     pki = pyca_pki("rsa" if algorithm.startswith("rsa") else "ecdsa")
     leaf_key = load_private_key(
