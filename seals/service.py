@@ -41,6 +41,7 @@ from trust.errors import (
     SealExpired,
     SealImageInvalid,
     SealNotActive,
+    SealNotFound,
     SignerCertificateExpired,
     SignerCertificateRevoked,
     SignerNotInSeal,
@@ -284,6 +285,13 @@ class SealService:
         return self._store.list_seals(
             status=status, organization=organization, offset=offset, limit=limit
         )
+
+    def registered_seal(self, esid: str) -> bytes | None:
+        """The DER seal made under ``esid`` (for verification); None when there is none."""
+        try:
+            return self._store.get(esid).eseal
+        except SealNotFound:
+            return None
 
     def history(self, esid: str) -> list[StatusChange]:
         self.get(esid)  # SealNotFound, and a due expiry recorded

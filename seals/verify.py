@@ -1,10 +1,10 @@
-"""Cryptographic verification of seals and signatures (standards.md §1.2, C38540 order).
+"""Verification of seals and signatures (standards.md §1.2, C38540 order).
 
 Each function returns a report with one entry per check, in a fixed order, instead of
 raising on the first failure: a verifier wants to see everything that is wrong.
-Certificate chains, revocation and registry status need trust anchors and a seal
-registry, which this layer does not have; those checks are listed as ``not_checked``
-so that a report never looks more complete than it is.
+Certificate chains, revocation, timestamps and registry status need trust anchors and a
+seal registry: a ``TrustContext`` (``seals/validation.py``) performs them; without one
+they are listed as ``not_checked`` so that a report never looks more complete than it is.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import hmac
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Protocol
 
 from asn1crypto import cms, x509
 from cryptography.hazmat.primitives import hashes
@@ -32,6 +33,7 @@ from trust.errors import (
 from trust.keys import SM2PublicKey, load_public_key
 from trust.sm2.backend import SM2Backend
 from trust.sm3 import DIGEST_SIZE, sm3
+from trust.validation import SubIndication as PathSubIndication
 
 
 class CheckName(StrEnum):
@@ -46,12 +48,16 @@ class CheckName(StrEnum):
     SIGNATURE_TIMESTAMP = "signature_timestamp"
     SEAL_TIMESTAMP = "seal_timestamp"
     SEAL_STATUS = "seal_status"
+    SEAL_MAKER_REVOCATION = "seal_maker_revocation"
+    SIGNER_REVOCATION = "signer_revocation"
 
 
 class CheckStatus(StrEnum):
     PASSED = "passed"
     FAILED = "failed"
+    INDETERMINATE = "indeterminate"  # ran, but could not conclude (no proof of time, ...)
     NOT_CHECKED = "not_checked"
+    NOT_APPLICABLE = "not_applicable"  # nothing to check (no timestamp present): neutral
 
 
 class SubIndication(StrEnum):
@@ -64,6 +70,13 @@ class SubIndication(StrEnum):
     UNSUPPORTED_SEAL_VERSION = "UNSUPPORTED_SEAL_VERSION"
     FORMAT_FAILURE = "FORMAT_FAILURE"
     TIMESTAMP_UNPARSEABLE = "TIMESTAMP_UNPARSEABLE"
+    # Registry status (seals this service knows)
+    SEAL_SUSPENDED_AT_SIGNING_TIME = "SEAL_SUSPENDED_AT_SIGNING_TIME"
+    SEAL_REVOKED = "SEAL_REVOKED"
+    SEAL_NOT_ACTIVE_AT_SIGNING_TIME = "SEAL_NOT_ACTIVE_AT_SIGNING_TIME"
+    SEAL_SUSPENDED = "SEAL_SUSPENDED"
+    SEAL_NOT_ACTIVE = "SEAL_NOT_ACTIVE"
+    TIMESTAMP_INVALID = "TIMESTAMP_INVALID"
 
 
 class Indication(StrEnum):
@@ -76,7 +89,8 @@ class Indication(StrEnum):
 class Check:
     name: CheckName
     status: CheckStatus
-    sub_indication: SubIndication | None
+    # Certificate path checks carry the validation service's (ETSI) sub-indications.
+    sub_indication: SubIndication | PathSubIndication | None
     message: str
 
 
@@ -84,21 +98,57 @@ class Check:
 class VerificationResult:
     version: SealVersion | None  # None when the input did not parse
     checks: tuple[Check, ...]
+    signing_time: datetime | None = None  # timeInfo, as claimed by the signer
+    proven_time: datetime | None = None  # genTime of a verified signature timestamp
 
     @property
     def indication(self) -> Indication:
-        statuses = {c.status for c in self.checks}
+        statuses = {c.status for c in self.checks} - {CheckStatus.NOT_APPLICABLE}
         if CheckStatus.FAILED in statuses:
             return Indication.FAILED
         if statuses == {CheckStatus.PASSED}:
             return Indication.PASSED
         return Indication.INDETERMINATE
 
+    @property
+    def sub_indication(self) -> SubIndication | PathSubIndication | None:
+        """That of the first deciding check, in the standard's order of the checks."""
+        wanted = {
+            Indication.FAILED: CheckStatus.FAILED,
+            Indication.INDETERMINATE: CheckStatus.INDETERMINATE,
+        }.get(self.indication)
+        return next(
+            (c.sub_indication for c in self.checks if c.status is wanted and c.sub_indication),
+            None,
+        )
+
     def check(self, name: CheckName) -> Check:
         for c in self.checks:
             if c.name == name:
                 return c
         raise KeyError(name)
+
+
+class TrustContext(Protocol):
+    """What verification needs beyond the structures: trust anchors, revocation, the TSA's
+    trust and the seal registry (``seals.validation.SealTrust``)."""
+
+    def certificate(
+        self, name: CheckName, revocation: CheckName, cert_der: bytes, at: datetime | None
+    ) -> tuple[Check, Check]:
+        """The chain (with validity and key usage) and the revocation check of a
+        certificate at ``at`` (None: now)."""
+
+    def timestamp(
+        self, name: CheckName, token: bytes, stamped: bytes
+    ) -> tuple[Check, datetime | None]:
+        """A timestamp token over ``stamped``; its genTime when it verifies."""
+
+    def seal_status(
+        self, seal: ParsedSeal, at: datetime | None, proven: datetime | None, signing: bool
+    ) -> Check:
+        """The registry status of ``seal`` at ``at`` (the signing time when ``signing``)
+        and at the proven time."""
 
 
 # SM2-1 (301.1) implies SM3 with Z as 501 does; some producers write it for signatures.
@@ -122,8 +172,10 @@ def verify_seal(
     *,
     at: datetime | None = None,
     sm2_backend: SM2Backend | None = None,
+    context: TrustContext | None = None,
 ) -> VerificationResult:
-    """Checks on a seal by itself; ``at`` (aware) is the time to test the validity window at."""
+    """Checks on a seal by itself; ``at`` (aware) is the time to test the validity window
+    at (with a ``context``, None means now)."""
     if isinstance(seal, bytes):
         try:
             seal = parse_seal(seal)
@@ -133,15 +185,20 @@ def verify_seal(
         validity = _not_checked(CheckName.SEAL_VALIDITY, "no verification time given")
     else:
         validity = _window(seal, at, "at the verification time")
+    maker, maker_revocation = _certificate(
+        context, CheckName.SEAL_MAKER_CERTIFICATE, CheckName.SEAL_MAKER_REVOCATION,
+        seal.maker_cert, at, "maker",
+    )  # fmt: skip
     return VerificationResult(
         seal.version,
         (
             _format(seal.version, "SESeal", seal.deviations),
             _maker_signature(seal, sm2_backend),
-            _not_checked(CheckName.SEAL_MAKER_CERTIFICATE, f"maker certificate {_NO_ANCHOR}"),
+            maker,
+            maker_revocation,
             validity,
-            _seal_timestamp(seal),
-            _not_checked(CheckName.SEAL_STATUS, "not checked: no seal registry configured"),
+            _seal_timestamp(seal, context),
+            _seal_status(context, seal, at, None, signing=False),
         ),
     )
 
@@ -152,6 +209,7 @@ def verify_signature(
     original: bytes | None = None,
     original_sm3: bytes | None = None,
     sm2_backend: SM2Backend | None = None,
+    context: TrustContext | None = None,
 ) -> VerificationResult:
     """Checks on an ``SES_Signature`` and its embedded seal. Give the signed original (for
     OFD, the bytes of Signature.xml) or its SM3 digest to have dataHash compared."""
@@ -170,21 +228,42 @@ def verify_signature(
     else:
         validity = _window(seal, signature.signing_time, "at the signing time (timeInfo)")
     digest = sm3(original) if original is not None else original_sm3
+    signer_signature = _signer_signature(signature, sm2_backend)
+    if signature.timestamp is not None and context is not None:
+        stamp_check, proven = context.timestamp(
+            CheckName.SIGNATURE_TIMESTAMP, signature.timestamp, signature.signature
+        )
+    else:
+        stamp_check, proven = _timestamp(CheckName.SIGNATURE_TIMESTAMP, signature.timestamp), None
+    # The signer's certificate at the proven time when there is one, else at timeInfo.
+    when = proven or signature.signing_time
+    maker, maker_revocation = _certificate(
+        context, CheckName.SEAL_MAKER_CERTIFICATE, CheckName.SEAL_MAKER_REVOCATION,
+        seal.maker_cert, when, "maker",
+    )  # fmt: skip
+    signer, signer_revocation = _certificate(
+        context, CheckName.SIGNER_CERTIFICATE, CheckName.SIGNER_REVOCATION,
+        signature.signer_cert, when, "signer",
+    )  # fmt: skip
     return VerificationResult(
         signature.version,
         (
             _format(signature.version, "SES_Signature", signature.deviations + seal.deviations),
-            _signer_signature(signature, sm2_backend),
+            signer_signature,
             _signer_in_seal(signature),
             _maker_signature(seal, sm2_backend),
-            _not_checked(CheckName.SEAL_MAKER_CERTIFICATE, f"maker certificate {_NO_ANCHOR}"),
+            maker,
+            maker_revocation,
             validity,
-            _not_checked(CheckName.SIGNER_CERTIFICATE, f"signer certificate {_NO_ANCHOR}"),
+            signer,
+            signer_revocation,
             _data_hash(signature, digest),
-            _timestamp(CheckName.SIGNATURE_TIMESTAMP, signature.timestamp),
-            _seal_timestamp(seal),
-            _not_checked(CheckName.SEAL_STATUS, "not checked: no seal registry configured"),
+            stamp_check,
+            _seal_timestamp(seal, context),
+            _seal_status(context, seal, signature.signing_time, proven, signing=True),
         ),
+        signing_time=signature.signing_time,
+        proven_time=proven,
     )
 
 
@@ -317,17 +396,50 @@ def _data_hash(signature: ParsedSealSignature, digest: bytes | None) -> Check:
     )
 
 
-def _seal_timestamp(seal: ParsedSeal) -> Check:
+def _seal_timestamp(seal: ParsedSeal, context: TrustContext | None) -> Check:
     if seal.version is not SealVersion.V5:
-        return _not_checked(CheckName.SEAL_TIMESTAMP, f"{seal.version.name} seals carry none")
-    return _timestamp(CheckName.SEAL_TIMESTAMP, seal.timestamp)
+        message = f"{seal.version.name} seals carry none"
+        return Check(CheckName.SEAL_TIMESTAMP, CheckStatus.NOT_APPLICABLE, None, message)
+    check = _timestamp(CheckName.SEAL_TIMESTAMP, seal.timestamp)
+    if context is None or seal.timestamp is None or check.sub_indication is not None:
+        return check
+    return context.timestamp(CheckName.SEAL_TIMESTAMP, seal.timestamp, seal.signature)[0]
+
+
+def _certificate(
+    context: TrustContext | None,
+    name: CheckName,
+    revocation: CheckName,
+    cert_der: bytes,
+    at: datetime | None,
+    who: str,
+) -> tuple[Check, Check]:
+    if context is None:
+        return (
+            _not_checked(name, f"{who} certificate {_NO_ANCHOR}"),
+            _not_checked(revocation, f"{who} certificate revocation {_NO_ANCHOR}"),
+        )
+    return context.certificate(name, revocation, cert_der, at)
+
+
+def _seal_status(
+    context: TrustContext | None,
+    seal: ParsedSeal,
+    at: datetime | None,
+    proven: datetime | None,
+    *,
+    signing: bool,
+) -> Check:
+    if context is None:
+        return _not_checked(CheckName.SEAL_STATUS, "not checked: no seal registry configured")
+    return context.seal_status(seal, at, proven, signing)
 
 
 def _timestamp(name: CheckName, token: bytes | None) -> Check:
     """Presence and shape only: verifying the token needs the TSA's trust anchor. An
     unparseable token is reported, not fatal: the rest of the signature stands without it."""
     if token is None:
-        return _not_checked(name, "no timestamp present")
+        return Check(name, CheckStatus.NOT_APPLICABLE, None, "no timestamp present")
     try:
         info = cms.ContentInfo.load(token, strict=True)
         if info["content_type"].native not in ("signed_data", "sm2_signed_data"):

@@ -1,7 +1,12 @@
-"""The production seal service: SQL registry, maker key in the key store certified by the
-service's CA, certificate status from the CA's records."""
+"""The production seal service (SQL registry, maker key in the key store certified by
+the service's CA, certificate status from the CA's records) and seal verification with
+the service's trust anchors."""
 
 from __future__ import annotations
+
+import threading
+import time
+from datetime import datetime
 
 from asn1crypto import x509
 
@@ -17,11 +22,15 @@ from seals.service import (
     Timestamper,
 )
 from seals.store import SqlSealStore
+from seals.validation import SealRegistry, SealTrust
+from seals.verify import VerificationResult, verify_seal, verify_signature
 from trust.auth import AuditSink
 from trust.clock import Clock
 from trust.db import Database
-from trust.errors import CertificateNotFound
+from trust.errors import CertificateNotFound, ConfigurationError
 from trust.settings import Settings
+from trust.validation import PathValidator
+from trust.validation.certs import load_certificates
 
 
 class CaCertificateStatus:
@@ -85,3 +94,68 @@ def build_seal_service(
         certificate_status=CaCertificateStatus(ca),
         timestamper=timestamper,
     )
+
+
+class SealVerifier:
+    """Seal and stamp verification with the service's trust: its root CAs and the
+    configured anchor files as anchors, its issuing CAs as intermediates, its CA's
+    records for revocation and its registry for seal status. The anchors are re-read
+    every ``refresh_seconds`` (a CA created meanwhile becomes trusted then)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        ca: CertificateAuthority,
+        clock: Clock,
+        registry: SealRegistry | None,
+        *,
+        refresh_seconds: float = 300.0,
+    ) -> None:
+        self._settings = settings
+        self._ca = ca
+        self._clock = clock
+        self._registry = registry
+        self._refresh = refresh_seconds
+        self._lock = threading.Lock()
+        self._built: tuple[float, SealTrust] | None = None
+
+    def trust(self) -> SealTrust:
+        built = self._built
+        if built is not None and built[0] > time.monotonic():
+            return built[1]
+        with self._lock:
+            anchors: list[bytes] = []
+            intermediates: list[bytes] = []
+            for info in self._ca.list_cas():
+                der = load_certificates(info.certificate_pem.encode())[0].dump()
+                (anchors if info.parent_id is None else intermediates).append(der)
+            for path in self._settings.trust_anchor_files:
+                try:
+                    data = path.read_bytes()
+                except OSError as exc:
+                    raise ConfigurationError(f"cannot read trust anchor file {path}") from exc
+                anchors.extend(c.dump() for c in load_certificates(data))
+            trust = SealTrust(
+                PathValidator(anchors, clock=self._clock),
+                CaCertificateStatus(self._ca),
+                self._clock,
+                intermediates=intermediates,
+                registry=self._registry,
+                cache_seconds=self._refresh,
+            )
+            self._built = (time.monotonic() + self._refresh, trust)
+            return trust
+
+    def verify_seal(self, eseal: bytes, at: datetime | None = None) -> VerificationResult:
+        return verify_seal(eseal, at=at or self._clock.now(), context=self.trust())
+
+    def verify_signature(
+        self,
+        signature: bytes,
+        *,
+        original: bytes | None = None,
+        original_sm3: bytes | None = None,
+    ) -> VerificationResult:
+        return verify_signature(
+            signature, original=original, original_sm3=original_sm3, context=self.trust()
+        )

@@ -1,0 +1,243 @@
+"""The checks of seal verification that need trust: certificate paths to the service's
+anchors (``trust.validation.PathValidator``), revocation from the CA's records,
+timestamp tokens, and the registry status of seals this service made.
+
+Path results are cached per certificate (``cache_seconds``): a path that validated is
+valid at any instant inside every certificate's validity window of that path, since no
+revocation data goes into it (revocation is a separate check, never cached). So a
+verifier of many stamps by one signer validates the chain once.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from seals.parse import ParsedSeal
+from seals.registry import SealStatus
+from seals.service import CertificateStatusSource, StatusAnswer
+from seals.verify import Check, CheckName, CheckStatus, SubIndication
+from timestamp.verify import verify_token
+from trust.clock import Clock
+from trust.errors import TrustError
+from trust.sm3 import sm3
+from trust.validation import CheckStatus as PathStatus
+from trust.validation import PathRequest, PathResult, PathValidator
+from trust.validation import SubIndication as PathSubIndication
+
+
+class SealRegistry(Protocol):
+    """What verification reads from the registry (``SealService`` is one)."""
+
+    def registered_seal(self, esid: str) -> bytes | None:
+        """The DER seal made under ``esid``; None when the registry has none."""
+
+    def status_at(self, esid: str, at: datetime | None = None) -> StatusAnswer: ...
+
+
+@dataclass(frozen=True)
+class _Cached:
+    expires: float  # monotonic
+    result: PathResult
+    window: tuple[datetime, datetime]  # when every certificate of the path is valid
+
+
+_SIGNING_FAILURES = {
+    SealStatus.SUSPENDED: SubIndication.SEAL_SUSPENDED_AT_SIGNING_TIME,
+    SealStatus.REVOKED: SubIndication.SEAL_REVOKED,
+    SealStatus.EXPIRED: SubIndication.SEAL_EXPIRED,
+}
+_NOW_FAILURES = {
+    SealStatus.SUSPENDED: SubIndication.SEAL_SUSPENDED,
+    SealStatus.REVOKED: SubIndication.SEAL_REVOKED,
+    SealStatus.EXPIRED: SubIndication.SEAL_EXPIRED,
+}
+
+
+class SealTrust:
+    """A ``seals.verify.TrustContext`` over the service's anchors, CA and registry."""
+
+    def __init__(
+        self,
+        validator: PathValidator,
+        certificate_status: CertificateStatusSource,
+        clock: Clock,
+        *,
+        intermediates: Sequence[bytes] = (),
+        registry: SealRegistry | None = None,
+        cache_seconds: float = 300.0,
+    ) -> None:
+        self._validator = validator
+        self._status = certificate_status
+        self._clock = clock
+        self._intermediates = tuple(intermediates)
+        self._registry = registry
+        self._cache_seconds = cache_seconds
+        self._cache: dict[bytes, _Cached] = {}
+        self._lock = threading.Lock()
+
+    # --- certificates --------------------------------------------------------------
+
+    def certificate(
+        self, name: CheckName, revocation: CheckName, cert_der: bytes, at: datetime | None
+    ) -> tuple[Check, Check]:
+        who = "maker" if name is CheckName.SEAL_MAKER_CERTIFICATE else "signer"
+        when = at or self._clock.now()
+        try:
+            path = self._path(cert_der, when)
+        except TrustError as exc:
+            failed = Check(name, CheckStatus.FAILED, SubIndication.FORMAT_FAILURE, exc.detail)
+            return failed, _not_checked(revocation, f"{who} certificate unusable")
+        failure = path.failure
+        if failure is not None:
+            status = (
+                CheckStatus.FAILED
+                if failure.status is PathStatus.FAILED
+                else CheckStatus.INDETERMINATE
+            )
+            chain = Check(
+                name, status, failure.sub_indication, f"{who} certificate: {failure.message}"
+            )
+        else:
+            anchor = path.chain[-1].subject if path.chain else "?"
+            chain = Check(
+                name,
+                CheckStatus.PASSED,
+                None,
+                f"{who} certificate chains to the trust anchor {anchor} and is valid at "
+                f"{when.isoformat()}",
+            )
+        return chain, self._revocation(revocation, who, cert_der, when)
+
+    def _revocation(self, name: CheckName, who: str, cert_der: bytes, when: datetime) -> Check:
+        status = self._status.status(cert_der)
+        if status is None:
+            return _not_checked(
+                name, f"{who} certificate: not issued by this service's CA, no CRL or OCSP given"
+            )
+        if not status.revoked:
+            return Check(
+                name, CheckStatus.PASSED, None, f"{who} certificate not revoked (CA records)"
+            )
+        if status.revoked_at is not None and status.revoked_at > when:
+            return Check(
+                name,
+                CheckStatus.PASSED,
+                None,
+                f"{who} certificate revoked at {status.revoked_at.isoformat()}, after "
+                f"{when.isoformat()}",
+            )
+        return Check(
+            name,
+            CheckStatus.FAILED,
+            PathSubIndication.REVOKED,
+            f"{who} certificate revoked ({status.reason or 'unspecified'}) before "
+            f"{when.isoformat()}",
+        )
+
+    def _path(self, cert_der: bytes, when: datetime) -> PathResult:
+        key = sm3(cert_der)
+        with self._lock:
+            cached = self._cache.get(key)
+        if (
+            cached is not None
+            and cached.expires > time.monotonic()
+            and cached.window[0] <= when <= cached.window[1]
+        ):
+            return cached.result
+        result = self._validator.validate(
+            PathRequest(cert_der, self._intermediates, at=when, for_signature=True)
+        )
+        if result.ok and result.chain:
+            window = (
+                max(c.not_before for c in result.chain),
+                min(c.not_after for c in result.chain),
+            )
+            entry = _Cached(time.monotonic() + self._cache_seconds, result, window)
+            with self._lock:
+                self._cache[key] = entry
+        return result
+
+    # --- timestamps ----------------------------------------------------------------
+
+    def timestamp(
+        self, name: CheckName, token: bytes, stamped: bytes
+    ) -> tuple[Check, datetime | None]:
+        try:
+            verified = verify_token(token, data=stamped)
+        # A token asn1crypto or the CMS layer cannot read, whatever it raises.
+        except Exception:
+            return Check(
+                name,
+                CheckStatus.NOT_CHECKED,
+                SubIndication.TIMESTAMP_UNPARSEABLE,
+                f"unparseable timestamp ({len(token)} bytes, not a CMS TimeStampToken)",
+            ), None
+        gen = verified.gen_time
+        if not verified.ok or verified.signer_certificate is None:
+            problems = "; ".join(verified.problems) or "no TSA certificate"
+            return Check(
+                name, CheckStatus.FAILED, SubIndication.TIMESTAMP_INVALID, f"timestamp: {problems}"
+            ), None
+        tsa, _ = self.certificate(
+            CheckName.SIGNER_CERTIFICATE, name, verified.signer_certificate.dump(), gen
+        )
+        if tsa.status is not CheckStatus.PASSED:
+            return Check(
+                name, CheckStatus.INDETERMINATE, tsa.sub_indication, f"timestamp TSA {tsa.message}"
+            ), None
+        return Check(
+            name,
+            CheckStatus.PASSED,
+            None,
+            f"timestamp over the signature value verifies; genTime {gen.isoformat()}",
+        ), gen
+
+    # --- registry ------------------------------------------------------------------
+
+    def seal_status(
+        self, seal: ParsedSeal, at: datetime | None, proven: datetime | None, signing: bool
+    ) -> Check:
+        name, esid = CheckName.SEAL_STATUS, seal.info.es_id
+        if self._registry is None:
+            return _not_checked(name, "not checked: no seal registry configured")
+        registered = self._registry.registered_seal(esid)
+        if registered is None:
+            return _not_checked(name, f"seal {esid} is not in this service's registry")
+        if registered != seal.der:
+            return _not_checked(name, f"the seal differs from the one this registry made as {esid}")
+        if signing and at is None and proven is None:
+            return _not_checked(name, "no signing time to ask the registry about")
+        times = [(t, what) for t, what in ((at, "signing time"), (proven, "proven time")) if t]
+        if not times:
+            times = [(self._clock.now(), "verification time")]
+        failures = _SIGNING_FAILURES if signing else _NOW_FAILURES
+        for when, what in times:
+            status = self._registry.status_at(esid, when).status
+            if status is not SealStatus.ACTIVE:
+                default = (
+                    SubIndication.SEAL_NOT_ACTIVE_AT_SIGNING_TIME
+                    if signing
+                    else SubIndication.SEAL_NOT_ACTIVE
+                )
+                sub = failures.get(status, default) if status is not None else default
+                return Check(
+                    name,
+                    CheckStatus.FAILED,
+                    sub,
+                    f"seal {esid} was {status or 'not yet applied for'} at the {what} "
+                    f"{when.isoformat()}",
+                )
+        now = self._registry.status_at(esid).status
+        spoken = ", ".join(f"the {what} {when.isoformat()}" for when, what in times)
+        return Check(
+            name, CheckStatus.PASSED, None, f"seal {esid} was active at {spoken}; now {now}"
+        )
+
+
+def _not_checked(name: CheckName, message: str) -> Check:
+    return Check(name, CheckStatus.NOT_CHECKED, None, message)
