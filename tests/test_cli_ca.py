@@ -114,3 +114,14 @@ def test_create_issue_revoke_crl(cli: CliRunner, tmp_path: Path) -> None:
     bad = tmp_path / "bad.pem"
     bad.write_text("not a request")
     run(cli, "ca", "issue", sub["id"], "--csr", str(bad), "--profile", "person", code=2)
+
+
+def test_crl_issue_runs_the_schedule_once(cli: CliRunner) -> None:
+    run(cli, "init")
+    ids = {c["id"] for c in cas(cli)}
+    first = json.loads(run(cli, "ca", "crl", "--issue", "--json").stdout)
+    assert set(first["issued"]) == ids  # no CRL yet: every CA is due
+    assert json.loads(run(cli, "ca", "crl", "--issue", "--json").stdout) == {"issued": []}
+    assert "no CRL was due" in run(cli, "ca", "crl", "--issue").output
+    run(cli, "ca", "crl", "--issue", sorted(ids)[0], code=2)
+    run(cli, "ca", "crl", code=2)

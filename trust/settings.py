@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = Field(8080, ge=1, le=65535)
     max_body_bytes: int = Field(1 << 20, ge=1024, description="request body limit (bytes)")
+    # Upload limit of the /v1/documents routes (OFD and PDF files), instead of max_body_bytes.
+    document_max_bytes: int = Field(50 << 20, ge=1024, description="document upload limit (bytes)")
     public_verify: bool = Field(True, description="verification endpoints need no token")
     base_url: str = "http://127.0.0.1:8080"
     # Per client (token id, or IP address without a valid token); a burst of
@@ -98,6 +100,11 @@ class Settings(BaseSettings):
     ca_ocsp_url: str | None = None
     ca_policy_oid: str = "2.5.29.32.0"  # anyPolicy until the service has its own CP arc
     ca_crl_validity_hours: float = Field(24.0, gt=0)
+    # Scheduled CRLs: re-signed once within the overlap of their nextUpdate (so one appears
+    # every validity - overlap hours; keep it below the validity); the app checks every
+    # ca_crl_schedule_seconds (0: no background schedule, CRLs only on demand).
+    ca_crl_overlap_hours: float = Field(6.0, gt=0)
+    ca_crl_schedule_seconds: float = Field(300.0, ge=0)
     ca_ocsp_cache_seconds: float = Field(300.0, ge=0)
     ca_default_sm2_root_name: str = "Trust Service SM2 Root CA"
     ca_default_sm2_issuing_name: str = "Trust Service SM2 Issuing CA"

@@ -205,15 +205,31 @@ def revoke(
 
 @app.command()
 def crl(
-    ca_id: CaIdArg,
+    ca_id: Annotated[str | None, typer.Argument(help="the CA's id (ca_...)")] = None,
     out: Annotated[Path | None, typer.Option(help="write DER here; default PEM to stdout")] = None,
     new: Annotated[
         bool, typer.Option("--new", help="sign a new CRL even if one is current")
     ] = False,
+    issue: Annotated[
+        bool,
+        typer.Option(
+            "--issue",
+            help="run the CRL schedule once: sign every CA's CRL that is due (no CA id)",
+        ),
+    ] = False,
+    as_json: JsonOpt = False,
 ) -> None:
-    """The CA's CRL: the current one, or a freshly signed one with --new."""
+    """The CA's CRL: the current one, or a freshly signed one with --new; --issue signs
+    whatever the schedule would (what a cron job or a server's background task runs)."""
     from asn1crypto import pem
 
+    if issue:
+        if ca_id is not None or new or out is not None:
+            raise typer.BadParameter("--issue takes no CA id, --new or --out")
+        _issue_due_crls(as_json)
+        return
+    if ca_id is None:
+        raise typer.BadParameter("give a CA id, or --issue")
     with certificate_authority() as authority:
         der = authority.crl(ca_id, actor=actor()).der if new else authority.current_crl(ca_id)
     if out is None:
@@ -221,3 +237,27 @@ def crl(
     else:
         out.write_bytes(der)
         typer.echo(f"CRL of {ca_id} written to {out}", err=True)
+
+
+def _issue_due_crls(as_json: bool) -> None:
+    from datetime import timedelta
+
+    from ca.crl_schedule import CrlSchedule
+    from trust.coordination import build_coordination
+    from trust.settings import get_settings
+
+    settings = get_settings()
+    with certificate_authority() as authority:
+        coordination = build_coordination(settings)
+        try:
+            overlap = timedelta(hours=settings.ca_crl_overlap_hours)
+            issued = CrlSchedule(authority, coordination, overlap).run_once(actor=actor())
+        finally:
+            coordination.close()
+    if as_json:
+        typer.echo(json.dumps({"issued": issued}))
+    else:
+        for ca_id in issued:
+            typer.echo(f"CRL of {ca_id} issued")
+        if not issued:
+            typer.echo("no CRL was due", err=True)

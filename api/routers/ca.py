@@ -8,14 +8,17 @@ state change under the caller's actor.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
-from datetime import datetime
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 from urllib.parse import unquote
 
 from asn1crypto import crl as asn1_crl
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, FastAPI, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from starlette.concurrency import run_in_threadpool
 
@@ -24,6 +27,7 @@ from api.errors import problem_responses
 from api.security import public, require
 from ca.certs import certificate_pem
 from ca.crl import RevocationReason
+from ca.crl_schedule import CrlSchedule
 from ca.dual import DualIssueRequest, DualIssueResult, RecoveredKey
 from ca.issue import IssueRequest, IssueResult
 from ca.profiles import Profile, list_profiles
@@ -32,7 +36,28 @@ from trust.auth import Principal, Role
 from trust.errors import MalformedEncoding, UnsupportedMediaType
 from trust.keys import KeyAlgorithm
 
-router = APIRouter(tags=["ca"])
+
+@asynccontextmanager
+async def crl_schedule(app: FastAPI) -> AsyncIterator[None]:
+    """Scheduled CRLs (``ca/crl_schedule.py``) while the app runs; FastAPI merges this
+    router lifespan into the app's, after its start-up checks."""
+    services = app.state.services
+    settings = services.settings
+    task = None
+    if settings.ca_crl_schedule_seconds > 0:
+        overlap = timedelta(hours=settings.ca_crl_overlap_hours)
+        schedule = CrlSchedule(services.ca(), services.coordination, overlap)
+        task = asyncio.create_task(schedule.run_periodically(settings.ca_crl_schedule_seconds))
+    try:
+        yield
+    finally:
+        if task is not None:
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task
+
+
+router = APIRouter(tags=["ca"], lifespan=crl_schedule)
 
 Operator = Annotated[Principal, require(Role.ca_operator)]
 KeyAdmin = Annotated[Principal, require(Role.key_admin)]
