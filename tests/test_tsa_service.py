@@ -17,6 +17,7 @@ from tests.tsa_support import (
     request,
     tsa_chain,
     units,
+    verify_with_pure_backend,
 )
 from timestamp import (
     ManualClockHealth,
@@ -40,7 +41,6 @@ from trust.errors import (
     UnsupportedAlgorithm,
 )
 from trust.keys import KeyAlgorithm
-from trust.sm2.select import get_backend
 
 
 @pytest.fixture
@@ -95,9 +95,7 @@ def test_sm2_token_oids_and_pure_backend_signature(tsa: TimestampAuthority) -> N
     assert si["signature_algorithm"]["algorithm"].dotted == "1.2.156.10197.1.301.1"
     kinds = {a["type"].native for a in si["signed_attrs"]}
     assert kinds == {"content_type", "message_digest", "signing_certificate_v2"}
-    point = tsa_chain(KeyAlgorithm.SM2)[1].public_key["public_key"].native
-    attrs = b"\x31" + si["signed_attrs"].dump()[1:]
-    get_backend("pure").load_public(point).verify(attrs, si["signature"].native)
+    verify_with_pure_backend(token, tsa_chain(KeyAlgorithm.SM2)[1])
     # The chain goes with the certificate when certReq is set.
     assert len(signed["certificates"]) == 2
 

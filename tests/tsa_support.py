@@ -1,21 +1,27 @@
 """Shared pieces of the TSA tests: test chains with a timeStamping certificate, units, an
-authority on a migrated database, and requests built with asn1crypto."""
+authority on a migrated database, requests built with asn1crypto, and the default units
+of an app's store."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from functools import cache
 
-from asn1crypto import algos, tsp, x509
+from asn1crypto import algos, cms, tsp, x509
 
+from api.deps import Services
+from ca.service import ensure_default_hierarchy
 from tests.certs_helper import make_chain
 from timestamp import ClockHealth, SqlTokenLog, TimestampAuthority, TsaUnit
+from timestamp.provision import ensure_default_units
+from timestamp.registry import UnitRecord
 from trust.clock import FakeClock
 from trust.cms import KeySigner
 from trust.cms.algorithms import DIGEST_OIDS, digest
 from trust.db import Database
 from trust.keys import KeyAlgorithm, PrivateKey
 from trust.migrations import upgrade
+from trust.sm2.select import get_backend
 
 SM2_POLICY = "1.2.156.112233.3.1"
 ECDSA_POLICY = "1.2.156.112233.3.2"
@@ -84,3 +90,23 @@ def request(
     if extensions is not None:
         fields["extensions"] = extensions
     return tsp.TimeStampReq(fields).dump()
+
+
+def provision_defaults(services: Services) -> list[UnitRecord]:
+    """The default CA hierarchies and TSA units, as ``trustctl init`` makes them."""
+    ensure_default_hierarchy(services.ca(), services.settings)
+    done = ensure_default_units(services.tsa_units(), services.ca(), services.settings)
+    return [record for record, _created in done]
+
+
+def root_of(record: UnitRecord) -> x509.Certificate:
+    return x509.Certificate.load(record.chain[-1])
+
+
+def verify_with_pure_backend(token: bytes, certificate: x509.Certificate) -> None:
+    """Check an SM2 token's signature over its signed attributes with the pure gmssl
+    backend, an implementation independent of the one that signed (raises if bad)."""
+    signer_info = cms.ContentInfo.load(token)["content"]["signer_infos"][0]
+    attrs = b"\x31" + signer_info["signed_attrs"].dump()[1:]  # signed as a SET OF, not [0]
+    point = certificate.public_key["public_key"].native
+    get_backend("pure").load_public(point).verify(attrs, signer_info["signature"].native)

@@ -19,7 +19,7 @@ from datetime import datetime
 from timestamp import protocol
 from timestamp.protocol import TimestampRequest
 from timestamp.store import TokenLog, TokenRecord
-from timestamp.units import ClockHealth, ManualClockHealth, TsaUnit
+from timestamp.units import ClockHealth, FixedUnits, ManualClockHealth, TsaUnit, UnitSource
 from trust.clock import Clock
 from trust.cms import ID_CT_TSTINFO, build_signed_data
 from trust.errors import (
@@ -58,7 +58,7 @@ class IssuedToken:
 class TimestampAuthority:
     def __init__(
         self,
-        units: Sequence[TsaUnit],
+        units: Sequence[TsaUnit] | UnitSource,
         log: TokenLog,
         clock: Clock,
         clock_health: ClockHealth | None = None,
@@ -66,14 +66,13 @@ class TimestampAuthority:
         default_unit: str | None = None,
         serials: Callable[[], int] = random_serial,
     ) -> None:
-        if not units:
-            raise ConfigurationError("a TSA needs at least one unit")
-        self._units = {u.name: u for u in units}
-        if len(self._units) != len(units):
-            raise ConfigurationError("TSA unit names must be unique")
-        self._default = default_unit or units[0].name
-        if self._default not in self._units:
-            raise ConfigurationError(f"default TSA unit {self._default} is not configured")
+        if isinstance(units, Sequence):
+            units = FixedUnits(units)
+            default_unit = default_unit or units.first
+            if default_unit not in units.current():
+                raise ConfigurationError(f"default TSA unit {default_unit} is not configured")
+        self._source = units
+        self._default = default_unit
         self._log = log
         self._clock = clock
         self._health = clock_health or ManualClockHealth()
@@ -81,13 +80,20 @@ class TimestampAuthority:
 
     @property
     def units(self) -> tuple[TsaUnit, ...]:
-        return tuple(self._units.values())
+        return tuple(self._source.current().values())
+
+    def reload_units(self) -> None:
+        self._source.refresh()
+
+    def clock_synchronised(self) -> bool:
+        return self._health.synchronised()
 
     def unit(self, name: str | None = None) -> TsaUnit:
-        try:
-            return self._units[name or self._default]
-        except KeyError:
-            raise NotFound(f"no TSA unit {name}") from None
+        name = name or self._default
+        unit = self._source.current().get(name) if name else None
+        if unit is None:
+            raise NotFound(f"no TSA unit {name}" if name else "no default TSA unit configured")
+        return unit
 
     def respond(self, request: bytes, unit: str | None = None) -> bytes:
         """DER TimeStampResp for a DER TimeStampReq: a token, or a rejection whose failInfo

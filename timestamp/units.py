@@ -11,9 +11,10 @@ the GM/T 0010 content type and SM3withSM2 (.501) as well. Other units use RFC 56
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Protocol
 
 from asn1crypto import x509
@@ -21,6 +22,7 @@ from asn1crypto import x509
 from trust import oids
 from trust.cms import RFC5652, CmsProfile, CmsSigner
 from trust.cms.algorithms import PKCS7_DATA, PKCS7_SIGNED_DATA
+from trust.errors import ConfigurationError
 from trust.keys import KeyAlgorithm
 
 GMT0033 = CmsProfile("gmt0033", PKCS7_SIGNED_DATA, PKCS7_DATA, oids.SM2_SIGN)
@@ -51,6 +53,31 @@ class TsaUnit:
         return GMT0033 if self.signer.algorithm is KeyAlgorithm.SM2 else RFC5652
 
 
+class UnitSource(Protocol):
+    """The units a TSA serves now, by name (fixed, or re-read from the store)."""
+
+    def current(self) -> Mapping[str, TsaUnit]: ...
+
+    def refresh(self) -> None:
+        """Re-read now (after a rotation made in this process)."""
+
+
+class FixedUnits:
+    def __init__(self, units: Sequence[TsaUnit]) -> None:
+        if not units:
+            raise ConfigurationError("a TSA needs at least one unit")
+        self._units = {u.name: u for u in units}
+        if len(self._units) != len(units):
+            raise ConfigurationError("TSA unit names must be unique")
+        self.first = units[0].name
+
+    def current(self) -> Mapping[str, TsaUnit]:
+        return self._units
+
+    def refresh(self) -> None:
+        pass  # nothing to re-read
+
+
 class ClockHealth(Protocol):
     """Whether the clock is trustworthy now (NTP/PTP synchronised within the accuracy);
     the operator wires it to their time-source monitoring."""
@@ -72,3 +99,15 @@ class ManualClockHealth:
     def set(self, synchronised: bool) -> None:
         with self._lock:
             self._synchronised = synchronised
+
+
+class FlagFileClockHealth:
+    """Unsynchronised while ``path`` exists: the operator's time-source monitor (e.g. a
+    cron job around ``chronyc waitsync`` or ``ntpstat``) creates the file when the clock
+    drifts out of the TSA's accuracy and removes it when it is back. One ``stat`` per call."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+
+    def synchronised(self) -> bool:
+        return not self._path.exists()
