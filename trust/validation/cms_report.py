@@ -19,7 +19,8 @@ revoked before stays REVOKED_NO_POE (the token proves existence at genTime, not 
 the signature was made after the revocation; EN 319 102-1 §5.6.2.4). With no usable
 timestamp the path is validated now. A timestamp that does not hold up is
 INDETERMINATE/NO_POE on the ``timestamp`` check: the signature claims a proof of
-existence that fails, which a verifier must see. Without a checker, a timestamp is
+existence that fails, which a verifier must see (TRY_LATER when only revocation data
+for the TSA's path is missing). Without a checker, a timestamp is
 listed as not performed. The signingTime attribute is the signer's own claim: reported,
 never used to pass.
 """
@@ -432,11 +433,15 @@ def _timestamp_check(found: int, stamps: Sequence[TimestampOutcome], can_check: 
             f"signature timestamp by {tsa} verified (TSA signature, imprint of the signature "
             f"value, TSA certificate path); the signature existed at {when.isoformat()}",
         )
+    # Missing revocation data for the TSA may arrive later: say so rather than NO_POE.
+    later = all(
+        s.info is not None and s.info.sub_indication is SubIndication.TRY_LATER for s in stamps
+    )
     return _check(
         name,
         CheckStatus.INDETERMINATE,
         f"the signature timestamp does not hold up ({stamps[0].failure}): no proof of existence",
-        SubIndication.NO_POE,
+        SubIndication.TRY_LATER if later else SubIndication.NO_POE,
     )
 
 
