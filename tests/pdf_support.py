@@ -13,17 +13,17 @@ import sys
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from asn1crypto import pem, x509
+from asn1crypto import crl, pem, x509
 from cryptography.hazmat.primitives import serialization
 
 from seals.documents.pdf_appearance import PdfSeal
 from seals.documents.pdf_signer import TimestampFunction
 from tests.conftest import need_service
 from tests.tsa_support import authority, migrated
-from tests.validation_support import pyca_pki, sm2_cert
+from tests.validation_support import pyca_crl, pyca_pki, sm2_cert
 from trust.clock import FakeClock
 from trust.cms import KeySigner
 from trust.keys import KeyAlgorithm, load_private_key
@@ -129,6 +129,7 @@ class SealSigner:
     signer: KeySigner
     root: x509.Certificate
     chain: tuple[x509.Certificate, ...]  # CA certificates below the root, for the CMS
+    crls: tuple[crl.CertificateList, ...] = ()  # current CRLs of root and sub CA (pyca only)
 
 
 def seal_signer(algorithm: KeyAlgorithm, label: str = "PDF Test") -> SealSigner:
@@ -147,10 +148,15 @@ def seal_signer(algorithm: KeyAlgorithm, label: str = "PDF Test") -> SealSigner:
             serialization.NoEncryption(),
         )
     )
+    now = datetime.now(UTC)
     return SealSigner(
         KeySigner(leaf_key, x509.Certificate.load(pki.leaf.der)),
         x509.Certificate.load(pki.root.der),
         (x509.Certificate.load(pki.sub.der),),
+        tuple(
+            crl.CertificateList.load(pyca_crl(ca, this_update=now - timedelta(hours=1)))
+            for ca in (pki.root, pki.sub)
+        ),
     )
 
 

@@ -8,11 +8,18 @@ import io
 from pathlib import Path
 
 import pytest
-from asn1crypto import parser
+from asn1crypto import parser, pem, x509
 from pyhanko.pdf_utils.reader import PdfFileReader
 
+from keystore.model import Algorithm
 from seals.documents.pdf_appearance import POINTS_PER_MM, PdfSeal, Placement
-from seals.documents.pdf_stamp import PadesLevel, StampOptions, TimestampMode, stamp_pdf
+from seals.documents.pdf_stamp import (
+    PadesLevel,
+    StampOptions,
+    TimestampMode,
+    ValidationMaterial,
+    stamp_pdf,
+)
 from seals.documents.pdf_verify import verify_pdf
 from tests.pdf_support import (
     make_pdf,
@@ -22,6 +29,7 @@ from tests.pdf_support import (
     seal_signer,
     tsa_function,
 )
+from tests.signers_support import USER, make_registry
 from tests.tsa_support import tsa_chain
 from trust import oids
 from trust.cms import load_content_info
@@ -212,3 +220,43 @@ def test_unusable_seal_picture_is_refused(image: bytes) -> None:
     s = seal_signer(KeyAlgorithm.ECDSA_P256)
     with pytest.raises(SealImageInvalid):
         stamp_pdf(make_pdf(), s.signer, PdfSeal("X1", "章", image, 40, 40), PLACE)
+
+
+def test_keystore_held_ecdsa_seal_key_through_the_signer_registry(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """The production path: a key-store key certified by the service's CA (seal_signer
+    profile); the private key never leaves the key store and each signature is audited."""
+    env = make_registry(sqlite_url)
+    info = env.issued(Algorithm.ECDSA_P256, profile="seal_signer", subject={"CN": "某市公章"})
+    signer = env.registry.cms_signer(info.id, USER)
+    chain = env.registry.chain(info.id)
+    root = env.issuing[KeyAlgorithm.ECDSA_P256][0]
+    before = len([r for r in env.audit.tail(500) if r.action == "key.sign"])
+
+    result = stamp_pdf(make_pdf(2), signer, make_seal(), PLACE, StampOptions(chain=chain))
+
+    signs = [r for r in env.audit.tail(500) if r.action == "key.sign"]
+    assert len(signs) == before + 1 and signs[-1].target == info.key_id
+    anchor = x509.Certificate.load(pem.unarmor(root.certificate_pem.encode())[2])
+    rc, out = pyhanko_validate(result.pdf, anchor, tmp=tmp_path)
+    assert rc == 0 and INTACT_TRUSTED in out, out
+    (report,) = verify_pdf(result.pdf, anchors=[anchor])
+    assert report.report.indication is Indication.TOTAL_PASSED, report.report.checks
+
+
+def test_ecdsa_stamp_with_validation_material_is_b_lt(tmp_path: Path) -> None:
+    s = seal_signer(KeyAlgorithm.ECDSA_P256)
+    material = ValidationMaterial(trust_roots=[s.root], intermediates=s.chain, crls=s.crls)
+    options = StampOptions(chain=s.chain, validation=material)
+    result = stamp_pdf(make_pdf(), s.signer, make_seal(), PLACE, options)
+    assert result.level is PadesLevel.B_LT
+
+    dss = PdfFileReader(io.BytesIO(result.pdf)).root["/DSS"]
+    embedded_crls = {bytes(c.get_object().data) for c in dss["/CRLs"]}
+    assert {c.dump() for c in s.crls} <= embedded_crls
+    assert len(dss["/Certs"]) >= 2  # the sub CA and the signer at least
+    rc, out = pyhanko_validate(result.pdf, s.root, tmp=tmp_path)
+    assert rc == 0 and "INTACT:TRUSTED" in out, out
+    (report,) = verify_pdf(result.pdf, anchors=[s.root], crls=s.crls)
+    assert report.report.indication is Indication.TOTAL_PASSED, report.report.checks
