@@ -5,14 +5,19 @@ backend; placement and picture errors."""
 from __future__ import annotations
 
 import io
+import random
 from pathlib import Path
 
 import pytest
 from asn1crypto import parser, pem, x509
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign.fields import MDPPerm
+from pyhanko.sign.signers.pdf_signer import PdfSignatureMetadata, PdfSigner
 
 from keystore.model import Algorithm
 from seals.documents.pdf_appearance import POINTS_PER_MM, PdfSeal, Placement
+from seals.documents.pdf_signer import CmsPdfSigner
 from seals.documents.pdf_stamp import (
     PadesLevel,
     StampOptions,
@@ -33,7 +38,14 @@ from tests.signers_support import USER, make_registry
 from tests.tsa_support import tsa_chain
 from trust import oids
 from trust.cms import load_content_info
-from trust.errors import DocumentPageNotFound, InvalidSignature, SealImageInvalid, StampOutsidePage
+from trust.errors import (
+    DocumentPageNotFound,
+    DocumentProtected,
+    InvalidSignature,
+    SealImageInvalid,
+    StampOutsidePage,
+    TrustError,
+)
 from trust.keys import KeyAlgorithm
 from trust.sm2.backend import DEFAULT_SIGNER_ID
 from trust.sm2.select import get_backend
@@ -260,3 +272,35 @@ def test_ecdsa_stamp_with_validation_material_is_b_lt(tmp_path: Path) -> None:
     assert rc == 0 and "INTACT:TRUSTED" in out, out
     (report,) = verify_pdf(result.pdf, anchors=[s.root], crls=s.crls)
     assert report.report.indication is Indication.TOTAL_PASSED, report.report.checks
+
+
+@pytest.mark.parametrize("algorithm", [KeyAlgorithm.ECDSA_P256, KeyAlgorithm.SM2])
+def test_certified_document_that_permits_no_changes_is_not_stamped(
+    algorithm: KeyAlgorithm,
+) -> None:
+    author = seal_signer(KeyAlgorithm.ECDSA_P256)
+    meta = PdfSignatureMetadata(
+        field_name="Author", certify=True, docmdp_permissions=MDPPerm.NO_CHANGES
+    )
+    certified = (
+        PdfSigner(meta, CmsPdfSigner(author.signer, author.chain))
+        .sign_pdf(IncrementalPdfFileWriter(io.BytesIO(make_pdf())))
+        .getvalue()
+    )
+    s = seal_signer(algorithm)
+    with pytest.raises(DocumentProtected):
+        stamp_pdf(certified, s.signer, make_seal(), PLACE)
+
+
+def test_randomly_damaged_input_is_stamped_or_refused_with_a_4xx() -> None:
+    s = seal_signer(KeyAlgorithm.ECDSA_P256)
+    pdf = make_pdf(2)
+    rng = random.Random(911)
+    for _ in range(40):
+        data = bytearray(pdf)
+        at = rng.randrange(len(data))
+        data[at : at + rng.randint(1, 12)] = rng.randbytes(rng.randint(1, 12))
+        try:
+            stamp_pdf(bytes(data), s.signer, make_seal(), PLACE)
+        except TrustError as exc:
+            assert 400 <= exc.status < 500, exc

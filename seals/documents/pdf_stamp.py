@@ -20,9 +20,11 @@ from enum import StrEnum
 
 from asn1crypto import crl, ocsp, x509
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
-from pyhanko.sign.fields import SigFieldSpec, SigSeedSubFilter
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign.fields import MDPPerm, SigFieldSpec, SigSeedSubFilter
 from pyhanko.sign.general import SigningError
 from pyhanko.sign.signers.pdf_signer import PdfSignatureMetadata, PdfSigner, PdfTimeStamper
+from pyhanko.sign.validation.pdf_embedded import read_certification_data
 from pyhanko_certvalidator import ValidationContext
 
 from seals.documents.pdf_appearance import PdfSeal, Placement, field_box, field_name, seal_style
@@ -32,7 +34,7 @@ from seals.documents.pdf_signer import CallableTimeStamper, CmsPdfSigner, Timest
 from trust.clock import Clock, SystemClock
 from trust.cms import CmsSigner
 from trust.cms.algorithms import signer_digest
-from trust.errors import BadRequest, DocumentProtected, TrustError, UnsupportedAlgorithm
+from trust.errors import BadRequest, DocumentProtected, UnsupportedAlgorithm
 from trust.keys import KeyAlgorithm
 from trust.validation.sm2_validator import SM2SignatureValidator
 
@@ -103,6 +105,7 @@ def stamp_pdf(
     writer = open_writer(pdf, options.max_bytes)
     name = parsing(lambda: field_name(writer.prev, seal.es_id), "cannot read the form fields")
     box = parsing(lambda: field_box(writer.prev, seal, placement), "cannot read the page tree")
+    parsing(lambda: _check_not_locked(writer.prev), "cannot read the certification signature")
     spec = SigFieldSpec(sig_field_name=name, on_page=placement.page - 1, box=box)
     style = seal_style(seal)
     signing_time = (clock or SystemClock()).now()
@@ -114,7 +117,7 @@ def stamp_pdf(
                 "SM2 PDF signatures support a signature timestamp only (no document "
                 "timestamp, no B-LT): pyHanko cannot process GM/T 0010 SignedData"
             )
-        out = _refusing_locked(
+        out = _signing(
             lambda: sign_sm2(
                 writer,
                 signer,
@@ -130,7 +133,7 @@ def stamp_pdf(
         )
         level = PadesLevel.B_T if mode is TimestampMode.SIGNATURE else PadesLevel.B_B
     else:
-        out = _refusing_locked(
+        out = _signing(
             lambda: asyncio.run(
                 _sign_pades(writer, signer, spec, style, seal, reason, options, mode)
             )
@@ -215,15 +218,22 @@ def _validation_context(material: ValidationMaterial | None) -> ValidationContex
     )
 
 
-def _refusing_locked(action: Callable[[], bytes]) -> bytes:
-    """Runs the signing; pyHanko's refusals (a certified document that allows no change, a
-    signer the validation context rejects) become ``TrustError``s with stable codes."""
-    try:
-        return action()
-    except TrustError:
-        raise
-    except SigningError as exc:
-        message = str(exc)
-        if "DocMDP" in message or "certif" in message.lower() or "lock" in message.lower():
-            raise DocumentProtected(message[:300]) from None
-        raise BadRequest(f"the PDF cannot be signed: {message[:300]}") from None
+def _check_not_locked(reader: PdfFileReader) -> None:
+    """A certification signature whose DocMDP permits no change forbids another signature
+    (pyHanko checks this for its own signing only, not for the SM2 embedding path)."""
+    certification = read_certification_data(reader)
+    if certification is not None and certification.permission is MDPPerm.NO_CHANGES:
+        raise DocumentProtected("the document's certification signature permits no changes")
+
+
+def _signing(action: Callable[[], bytes]) -> bytes:
+    """Runs the signing; pyHanko's refusals (e.g. a signer the validation context rejects)
+    and objects that only fail to parse while the update is written become 4xx errors."""
+
+    def refusing() -> bytes:
+        try:
+            return action()
+        except SigningError as exc:  # a ValueError: must be caught before parsing() does
+            raise BadRequest(f"the PDF cannot be signed: {str(exc)[:300]}") from None
+
+    return parsing(refusing, "cannot sign the PDF")
