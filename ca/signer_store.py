@@ -8,10 +8,11 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from asn1crypto import parser
-from sqlalchemy import Column, Index, LargeBinary, String, Table, insert, select, update
+from sqlalchemy import Column, Index, LargeBinary, String, Table, bindparam, insert, select, update
+from sqlalchemy.exc import OperationalError
 
 from trust.db import Database, UTCDateTime, metadata
-from trust.errors import SignerNotFound
+from trust.errors import SignerNotFound, StorageUnavailable
 
 ACTIVE = "active"
 DISABLED = "disabled"
@@ -76,6 +77,9 @@ def split_der(blob: bytes) -> tuple[bytes, ...]:
     return tuple(parts)
 
 
+_BY_ID = select(ca_signer).where(ca_signer.c.id == bindparam("id"))
+
+
 class SqlSignerStore:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -86,8 +90,12 @@ class SqlSignerStore:
             s.execute(insert(ca_signer), [row])
 
     def get(self, signer_id: str) -> SignerRecord:
-        with self._db.session() as s:
-            row = s.execute(select(ca_signer).where(ca_signer.c.id == signer_id)).first()
+        # A plain connection: this read is on every signing request, a session costs more.
+        try:
+            with self._db.engine.connect() as conn:
+                row = conn.execute(_BY_ID, {"id": signer_id}).first()
+        except OperationalError as exc:
+            raise StorageUnavailable("signer storage failed") from exc
         if row is None:
             raise SignerNotFound(f"no signer {signer_id}")
         return _record(row)

@@ -22,27 +22,21 @@ import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, TypeVar
 
-from asn1crypto import cms, x509
+from asn1crypto import x509
 
 from ca.certs import load_certificate, load_certificates, name_text, verify_certificate
 from ca.issue import IssueRequest, IssueResult
 from ca.signer_store import ACTIVE, DISABLED, STATUSES, SignerRecord, SignerStore
-from keystore.model import Actor, KeyState, Purpose, SignInput, SignResult
+from keystore.model import Actor, Algorithm, KeyState, Purpose, SignInput, SignResult
 from keystore.service import KeyStore
 from keystore.signer import KeystoreCmsSigner
 from trust.auth import AuditSink
 from trust.clock import Clock
-from trust.cms import (
-    GMT0010,
-    RFC5652,
-    CmsProfile,
-    add_unsigned_attributes,
-    build_signed_data,
-    timestamp_token_attribute,
-)
-from trust.cms.algorithms import digest, signer_digest
+from trust.cms import GMT0010, RFC5652, CmsProfile, timestamp_token_attribute
+from trust.cms.algorithms import digest
+from trust.cms.build import SignedDataTemplate
 from trust.errors import (
     BadRequest,
     Forbidden,
@@ -172,6 +166,8 @@ class SignerRegistry:
         self._issuer = issuer
         self._clock = clock
         self._audit = audit
+        self._certified: dict[str, int] = {}
+        self._templates: dict[tuple[str, str, bool, bool], SignedDataTemplate] = {}
 
     # --- registry ------------------------------------------------------------------
 
@@ -294,6 +290,7 @@ class SignerRegistry:
         )
 
     def chain(self, signer_id: str) -> list[x509.Certificate]:
+        """The signer's issuers, issuer first."""
         return [x509.Certificate.load(c) for c in self._store.get(signer_id).chain]
 
     def sign(
@@ -306,11 +303,7 @@ class SignerRegistry:
     ) -> list[SignResult]:
         """Raw signatures by the signer's certified key version (all or nothing)."""
         record = self._active(signer_id)
-        lent = _lent(actor, record.key_id)
-        certified = self._certified_version(record)
-        results = self._keystore.sign_many(record.key_id, items, lent, scheme=scheme)
-        if any(r.version != certified for r in results):
-            raise KeyNotActive(f"key {record.key_id} was rotated since it was certified")
+        results = self._sign(record, items, actor, scheme)
         self._audit.append(
             actor.id, "signer.sign", target=signer_id, details={"count": len(results)}
         )
@@ -328,33 +321,30 @@ class SignerRegistry:
         """One DER ContentInfo (SignedData) per content: signed attributes contentType,
         messageDigest, signingTime (now) and signingCertificateV2; the signer's chain when
         ``include_chain``; with ``timestamp`` a signature timestamp token (unsigned
-        id-aa-timeStampToken over the signature value) from ``timestamper``."""
+        id-aa-timeStampToken over the signature value) from ``timestamper``. The
+        contents are signed with one key store call (one audit group)."""
         if options.timestamp and timestamper is None:
             raise BadRequest("no timestamp authority is configured")
         record = self._active(signer_id)
-        signer = KeystoreCmsSigner(
-            self._keystore,
-            _lent(actor, record.key_id),
-            record.key_id,
-            x509.Certificate.load(record.certificate),
-        )
-        profile = cms_profile(options.profile, signer.algorithm)
-        chain = [x509.Certificate.load(c) for c in record.chain] if options.include_chain else []
+        algorithm = Algorithm(record.algorithm).asymmetric
+        assert algorithm is not None
+        profile = cms_profile(options.profile, algorithm)
+        template = self._template(record, algorithm, profile, options)
         now = self._clock.now()
+        signed = [template.signed_attributes(c, now) for c in contents]
+        # CMS names RSA signatures sha256WithRSAEncryption: PKCS#1 v1.5, whatever the key
+        # store's default scheme.
+        scheme = SignatureScheme.RSA_PKCS1V15 if algorithm.value.startswith("rsa") else None
+        results = self._sign(record, [SignInput(a) for a in signed], actor, scheme)
         out = []
-        for content in contents:
-            der = build_signed_data(
-                content,
-                signer,
-                profile=profile,
-                detached=options.detached,
-                signing_time=now,
-                extra_certificates=chain,
-            )
+        for content, attributes, result in zip(contents, signed, results, strict=True):
+            unsigned = []
             if options.timestamp:
                 assert timestamper is not None
-                der = _timestamped(der, signer.algorithm, timestamper)
-            out.append(der)
+                name = template.digest_name
+                token = timestamper(name, digest(name, result.signature))
+                unsigned.append(timestamp_token_attribute(token))
+            out.append(template.assemble(content, attributes, result.signature, unsigned))
         self._audit.append(
             actor.id,
             "signer.cms",
@@ -369,32 +359,83 @@ class SignerRegistry:
         return out
 
     def _active(self, signer_id: str) -> SignerRecord:
+        # Read at every use, so a disable holds at once in every worker.
         record = self._store.get(signer_id)
         if record.status == DISABLED:
             raise SignerDisabled(f"signer {signer_id} is disabled")
         return record
 
+    def _sign(
+        self,
+        record: SignerRecord,
+        items: Sequence[SignInput],
+        actor: Actor,
+        scheme: SignatureScheme | None,
+    ) -> list[SignResult]:
+        certified = self._certified_version(record)
+        results = self._keystore.sign_many(
+            record.key_id, items, _lent(actor, record.key_id), scheme=scheme
+        )
+        if any(r.version != certified for r in results):
+            self._certified.pop(record.id, None)
+            raise KeyNotActive(
+                f"key {record.key_id} was rotated; its certificate certifies an older version"
+            )
+        return results
+
     def _certified_version(self, record: SignerRecord) -> int:
+        """The key version the certificate certifies. Cached: after a rotation the key
+        store signs with another version, which ``_sign`` refuses and uncaches."""
+        cached = self._certified.get(record.id)
+        if cached is not None:
+            return cached
         public = self._keystore.public_key(record.key_id)
         cert = x509.Certificate.load(record.certificate)
         if cert["tbs_certificate"]["subject_public_key_info"].dump() != public.spki_der:
             raise KeyNotActive(
                 f"key {record.key_id} was rotated; its certificate certifies an older version"
             )
+        _bounded(self._certified)[record.id] = public.version
         return public.version
+
+    def _template(
+        self,
+        record: SignerRecord,
+        algorithm: KeyAlgorithm,
+        profile: CmsProfile,
+        options: CmsOptions,
+    ) -> SignedDataTemplate:
+        # A signer's certificate and chain never change, so neither do its templates.
+        key = (record.id, profile.name, options.detached, options.include_chain)
+        template = self._templates.get(key)
+        if template is None:
+            chain = [x509.Certificate.load(c) for c in record.chain]
+            template = SignedDataTemplate(
+                x509.Certificate.load(record.certificate),
+                algorithm,
+                profile=profile,
+                detached=options.detached,
+                extra_certificates=chain if options.include_chain else (),
+            )
+            _bounded(self._templates)[key] = template
+        return template
+
+
+_CACHE_LIMIT = 4096
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+
+def _bounded(cache: dict[_K, _V]) -> dict[_K, _V]:
+    """``cache``, emptied first when full (signers are few; this only bounds memory)."""
+    if len(cache) >= _CACHE_LIMIT:
+        cache.clear()
+    return cache
 
 
 def _lent(actor: Actor, key_id: str) -> Actor:
     """``actor`` with the signer's key granted: the caller was authorised for the signer."""
     return replace(actor, key_grants=actor.key_grants | {key_id})
-
-
-def _timestamped(der: bytes, algorithm: KeyAlgorithm, timestamper: Timestamper) -> bytes:
-    info = cms.ContentInfo.load(der)
-    signature = info["content"]["signer_infos"][0]["signature"].native
-    name = signer_digest(algorithm)
-    token = timestamper(name, digest(name, signature))
-    return add_unsigned_attributes(der, [timestamp_token_attribute(token)])
 
 
 def _imported(

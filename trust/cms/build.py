@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import TypeVar
 
 from asn1crypto import algos, cms, core, parser, tsp, x509
 
@@ -25,22 +24,13 @@ from trust.cms.algorithms import (
 from trust.cms.signer import CmsSigner
 from trust.cms.verify import load_content_info
 from trust.errors import BadRequest
+from trust.keys import KeyAlgorithm
 
 # Attributes this module writes itself; callers may not add a second copy.
 _OWN_ATTRIBUTES = frozenset({"content_type", "message_digest", "signing_time"})
 _ESS_ATTRIBUTES = frozenset({"signing_certificate", "signing_certificate_v2"})
 # RFC 5652 §11.3: UTCTime for 1950-2049, GeneralizedTime outside.
 _UTC_TIME_YEARS = range(1950, 2050)
-
-
-_A = TypeVar("_A", bound=core.Asn1Value)
-
-
-def _settled(value: _A) -> _A:
-    """``value`` re-parsed from its DER. asn1crypto re-encodes a structure built from
-    values at every dump of every enclosing level, so nesting built values costs
-    quadratic time (10 ms for one ESS attribute); a parsed value dumps its bytes."""
-    return value.load(value.dump())
 
 
 def _digest_algorithm(name: str) -> algos.DigestAlgorithm:
@@ -86,6 +76,105 @@ def _check_extra(attributes: Sequence[cms.CMSAttribute]) -> None:
         seen.add(kind)
 
 
+class SignedDataTemplate:
+    """What stays the same for one signer and one set of options, encoded once.
+
+    A SignedData is then ``signed_attributes`` (the DER SET the signature covers), a
+    signature over it by whoever holds the key, and ``assemble``: a digest, one signature
+    and byte concatenation per content, so a signing service can sign many contents
+    with one ``KeyStore.sign_many`` call. ``build_signed_data`` is one use of it.
+    """
+
+    def __init__(
+        self,
+        certificate: x509.Certificate,
+        algorithm: KeyAlgorithm,
+        *,
+        profile: CmsProfile = RFC5652,
+        content_type: str | None = None,
+        detached: bool = False,
+        include_certificates: bool = True,
+        extra_certificates: Sequence[x509.Certificate] = (),
+        extra_signed_attributes: Sequence[cms.CMSAttribute] = (),
+    ) -> None:
+        _check_extra(extra_signed_attributes)
+        self._e_content_type = content_type or profile.data_type
+        self._detached = detached
+        self.digest_name = signer_digest(algorithm)
+        cert_der = certificate.dump()
+        certificate = x509.Certificate.load(cert_der)
+        ess = tsp.SigningCertificateV2({"certs": [ess_cert_id_v2(certificate, self.digest_name)]})
+        self._fixed_attributes = [
+            _attribute("content_type", cms.ContentType(self._e_content_type)).dump(),
+            _attribute("signing_certificate_v2", ess).dump(),
+            *(a.dump() for a in extra_signed_attributes),
+        ]
+        self._message_digest_type = cms.CMSAttributeType("message_digest").dump()
+
+        sig_oid, null_params = signature_algorithm(algorithm, profile)
+        sig_alg: dict[str, object] = {"algorithm": sig_oid}
+        if null_params:
+            sig_alg["parameters"] = core.Null()
+        digest_algorithm = _digest_algorithm(self.digest_name).dump()
+        sid = cms.SignerIdentifier(
+            name="issuer_and_serial_number",
+            value={"issuer": certificate.issuer, "serial_number": certificate.serial_number},
+        )
+        # SignerInfo fields before and after signedAttrs (version v1, sid, digestAlgorithm;
+        # signatureAlgorithm), as asn1crypto's SignerInfo would encode them.
+        self._info_head = core.Integer(1).dump() + sid.dump() + digest_algorithm
+        self._info_algorithm = algos.SignedDigestAlgorithm(sig_alg).dump()
+
+        # RFC 5652 §5.1: v3 when eContentType is not id-data; GM/T 0010 data is v1 too.
+        version = 1 if self._e_content_type in DATA_TYPES else 3
+        self._body_head = core.Integer(version).dump() + _set(digest_algorithm)
+        self._detached_encapsulated = _encapsulated(self._e_content_type, None)
+        self._certificates = b""
+        if include_certificates:
+            certs = {cert_der, *(c.dump() for c in extra_certificates)}
+            # [0] IMPLICIT SET OF, DER order
+            self._certificates = parser.emit(2, 1, 0, b"".join(sorted(certs)))
+        self._outer_type = cms.ContentType(profile.signed_data_type).dump()
+
+    def signed_attributes(self, content: bytes, signing_time: datetime | None = None) -> bytes:
+        """The DER SET OF signed attributes for ``content``: the bytes to sign."""
+        message_digest = core.OctetString(digest(self.digest_name, content)).dump()
+        attributes = [
+            *self._fixed_attributes,
+            _sequence(self._message_digest_type + _set(message_digest)),
+        ]
+        if signing_time is not None:
+            attributes.append(_attribute("signing_time", _signing_time(signing_time)).dump())
+        return _set(b"".join(sorted(attributes)))  # DER SET OF: ascending encodings
+
+    def assemble(
+        self,
+        content: bytes,
+        signed_attributes: bytes,
+        signature: bytes,
+        unsigned_attributes: Sequence[cms.CMSAttribute] = (),
+    ) -> bytes:
+        """DER ContentInfo of the SignedData whose one SignerInfo carries ``signature``
+        over ``signed_attributes`` (from ``signed_attributes(content, ...)``)."""
+        info = (
+            self._info_head
+            + b"\xa0"  # signedAttrs [0] IMPLICIT: the SET with its tag replaced
+            + signed_attributes[1:]
+            + self._info_algorithm
+            + core.OctetString(signature).dump()
+        )
+        if unsigned_attributes:
+            info += parser.emit(2, 1, 1, b"".join(sorted(a.dump() for a in unsigned_attributes)))
+        body = self._body_head
+        if self._detached:
+            body += self._detached_encapsulated
+        else:
+            body += _encapsulated(self._e_content_type, content)
+        body += self._certificates + _set(_sequence(info))
+        explicit = parser.emit(2, 1, 0, _sequence(body))  # [0] EXPLICIT
+        return _sequence(self._outer_type + explicit)
+
+
 def build_signed_data(
     content: bytes,
     signer: CmsSigner,
@@ -105,60 +194,21 @@ def build_signed_data(
     type; ``include_certificates`` puts the signer certificate and
     ``extra_certificates`` (its chain) in the SignedData.
     """
-    _check_extra(extra_signed_attributes)
-    e_content_type = content_type or profile.data_type
-    digest_name = signer_digest(signer.algorithm)
-    cert_der = signer.certificate.dump()
-    certificate = x509.Certificate.load(cert_der)
-
-    attributes = [
-        _attribute("content_type", cms.ContentType(e_content_type)),
-        _attribute("message_digest", core.OctetString(digest(digest_name, content))),
-    ]
-    if signing_time is not None:
-        attributes.append(_attribute("signing_time", _signing_time(signing_time)))
-    attributes.append(
-        _attribute(
-            "signing_certificate_v2",
-            tsp.SigningCertificateV2({"certs": [ess_cert_id_v2(certificate, digest_name)]}),
-        )
+    # The SignedData is assembled from DER parts: asn1crypto re-encodes nested values
+    # at every enclosing level, and sometimes a whole certificate that way, which cost
+    # up to 80 ms per token; the parts are each encoded once.
+    template = SignedDataTemplate(
+        signer.certificate,
+        signer.algorithm,
+        profile=profile,
+        content_type=content_type,
+        detached=detached,
+        include_certificates=include_certificates,
+        extra_certificates=extra_certificates,
+        extra_signed_attributes=extra_signed_attributes,
     )
-    attributes.extend(extra_signed_attributes)
-    signed_attrs = _settled(cms.CMSAttributes(attributes))
-    # asn1crypto sorts the SET OF on dump: these are the DER bytes the signature covers.
-    signature = signer.sign(signed_attrs.dump())
-
-    sig_oid, null_params = signature_algorithm(signer.algorithm, profile)
-    sig_alg: dict[str, object] = {"algorithm": sig_oid}
-    if null_params:
-        sig_alg["parameters"] = core.Null()
-    signer_info: dict[str, object] = {
-        "version": "v1",
-        "sid": cms.SignerIdentifier(
-            name="issuer_and_serial_number",
-            value={"issuer": certificate.issuer, "serial_number": certificate.serial_number},
-        ),
-        "digest_algorithm": _digest_algorithm(digest_name),
-        "signed_attrs": signed_attrs,
-        "signature_algorithm": algos.SignedDigestAlgorithm(sig_alg),
-        "signature": signature,
-    }
-    if unsigned_attributes:
-        signer_info["unsigned_attrs"] = cms.CMSAttributes(list(unsigned_attributes))
-
-    # The SignedData and ContentInfo are assembled from DER parts: asn1crypto re-encodes
-    # nested values at every enclosing level, and sometimes a whole certificate that way,
-    # which cost up to 80 ms per token; the parts below are each encoded once.
-    # RFC 5652 §5.1: v3 when eContentType is not id-data; GM/T 0010 data is v1 too.
-    body = core.Integer(1 if e_content_type in DATA_TYPES else 3).dump()
-    body += _set(_digest_algorithm(digest_name).dump())
-    body += _encapsulated(e_content_type, None if detached else content)
-    if include_certificates:
-        certs = {cert_der, *(c.dump() for c in extra_certificates)}
-        body += parser.emit(2, 1, 0, b"".join(sorted(certs)))  # [0] IMPLICIT SET OF, DER order
-    body += _set(cms.SignerInfo(signer_info).dump())
-    explicit = parser.emit(2, 1, 0, _sequence(body))  # [0] EXPLICIT
-    return _sequence(cms.ContentType(profile.signed_data_type).dump() + explicit)
+    signed = template.signed_attributes(content, signing_time)
+    return template.assemble(content, signed, signer.sign(signed), unsigned_attributes)
 
 
 def _sequence(body: bytes) -> bytes:
