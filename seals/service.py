@@ -37,11 +37,13 @@ from trust.clock import Clock
 from trust.errors import (
     Conflict,
     InvalidLength,
+    NotFound,
     SealApprovalRefused,
     SealExpired,
     SealImageInvalid,
     SealNotActive,
     SealNotFound,
+    ServiceUnavailable,
     SignerCertificateExpired,
     SignerCertificateRevoked,
     SignerNotInSeal,
@@ -338,7 +340,11 @@ class SealService:
             if request.timestamp and timestamper is not None:
 
                 def stamper(value: bytes) -> bytes:
-                    return timestamper("sm3", sm3(value))
+                    try:
+                        return timestamper("sm3", sm3(value))
+                    except (NotFound, ServiceUnavailable) as exc:
+                        # No unit, clock not synchronised: nothing the caller can fix.
+                        raise TimestampUnavailable(f"the TSA cannot stamp: {exc.detail}") from None
 
             signature = build_signature(tbs, cert_der, signer.sign, stamper)
             return StampResult(
