@@ -26,7 +26,7 @@ from pyhanko.sign.signers.cms_embedder import (
 from pyhanko.sign.signers.pdf_byterange import PreparedByteRangeDigest, SignatureObject
 from pyhanko.stamp.base import BaseStampStyle
 
-from seals.documents.pdf_signer import TimestampFunction
+from seals.documents.pdf_signer import TimestampFunction, cms_room
 from trust.cms import (
     GMT0010,
     CmsSigner,
@@ -39,9 +39,6 @@ from trust.cms.algorithms import digest
 from trust.errors import BackendError
 
 SM2_DIGEST = "sm3"
-# SignedData overhead beyond the certificates (attributes, SignerInfo) and a token's size.
-_CMS_OVERHEAD = 2048
-_TOKEN_ALLOWANCE = 8192
 
 
 def sign_sm2(
@@ -58,9 +55,7 @@ def sign_sm2(
     timestamp: TimestampFunction | None = None,
 ) -> bytes:
     """The signed PDF: ``writer``'s document plus one SM2 signature in a new field."""
-    reserved = _CMS_OVERHEAD + len(signer.certificate.dump()) + sum(len(c.dump()) for c in chain)
-    if timestamp is not None:
-        reserved += _TOKEN_ALLOWANCE
+    reserved = cms_room(signer.certificate, chain, timestamped=timestamp is not None)
     embedder = PdfCMSEmbedder(new_field_spec=field_spec)
     steps = embedder.write_cms(field_name=field_spec.sig_field_name, writer=writer)
     next(steps)

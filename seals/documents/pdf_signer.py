@@ -28,6 +28,10 @@ TimestampFunction = Callable[[str, bytes], bytes]
 
 # DER ECDSA-Sig-Value upper bound: SEQUENCE header plus two INTEGERs with a sign byte each.
 _ECDSA_DER_OVERHEAD = 9
+# SignedData beyond certificates and signature value (attributes, SignerInfo, headers), and
+# room for a timestamp token with its TSA certificates.
+_CMS_OVERHEAD = 2048
+_TOKEN_ALLOWANCE = 8192
 
 
 class CmsPdfSigner(Signer):
@@ -67,6 +71,16 @@ class CmsPdfSigner(Signer):
             # Size estimate only: pyHanko reserves /Contents from the dry-run CMS.
             return bytes(self._placeholder)
         return self._cms_signer.sign(data)
+
+
+def cms_room(
+    certificate: x509.Certificate, chain: Sequence[x509.Certificate], *, timestamped: bool
+) -> int:
+    """/Contents bytes to reserve for one signer's CMS: reserving up front spares pyHanko
+    a dry-run CMS build (asn1crypto makes each build cost tens of milliseconds)."""
+    room = _CMS_OVERHEAD + _signature_size_bound(certificate)
+    room += len(certificate.dump()) + sum(len(c.dump()) for c in chain)
+    return room + (_TOKEN_ALLOWANCE if timestamped else 0)
 
 
 def _signature_size_bound(certificate: x509.Certificate) -> int:

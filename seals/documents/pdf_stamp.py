@@ -30,7 +30,12 @@ from pyhanko_certvalidator import ValidationContext
 from seals.documents.pdf_appearance import PdfSeal, Placement, field_box, field_name, seal_style
 from seals.documents.pdf_gm import sign_sm2
 from seals.documents.pdf_io import DEFAULT_MAX_PDF_BYTES, open_writer, parsing
-from seals.documents.pdf_signer import CallableTimeStamper, CmsPdfSigner, TimestampFunction
+from seals.documents.pdf_signer import (
+    CallableTimeStamper,
+    CmsPdfSigner,
+    TimestampFunction,
+    cms_room,
+)
 from trust.clock import Clock, SystemClock
 from trust.cms import CmsSigner
 from trust.cms.algorithms import signer_digest
@@ -189,7 +194,12 @@ async def _sign_pades(
         stamp_style=style,  # type: ignore[arg-type]
         new_field_spec=spec,
     )
-    signed = await pades.async_sign_pdf(writer, output=io.BytesIO())
+    room = cms_room(signer.certificate, options.chain, timestamped=mode is TimestampMode.SIGNATURE)
+    signed = await pades.async_sign_pdf(
+        writer,
+        bytes_reserved=2 * room,
+        output=io.BytesIO(),  # hex digits in /Contents
+    )
     if mode is TimestampMode.DOCUMENT and stamper is not None:
         dts = PdfTimeStamper(stamper, field_name=DOCUMENT_TIMESTAMP_FIELD)
         stamped = await dts.async_timestamp_pdf(
