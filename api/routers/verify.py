@@ -24,17 +24,20 @@ verdict on it; clients read one report format whatever was wrong with the signat
 
 from __future__ import annotations
 
+import base64
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
 from asn1crypto import x509
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from api.deps import Services, get_services
 from api.errors import problem_responses
+from api.report_signing import ReportSigner, ensure_report_signer
 from api.routers.keys import Base64, SignerId
 from api.security import public_if
 from timestamp.checker import TokenChecker
@@ -53,6 +56,7 @@ from trust.validation import (
 from trust.validation.certs import certificate_info, load_certificate, load_certificates
 from trust.validation.cms_report import CmsVerification
 from trust.validation.evidence import EvidenceBundle, build_evidence
+from trust.validation.signed_report import sign_report
 
 log = logging.getLogger(__name__)
 _I = TypeVar("_I")
@@ -208,11 +212,18 @@ class VerifyCmsRequest(CmsInput, _WithRevocation):
     pass
 
 
-class VerifyCmsResult(BaseModel):
-    """``/verify/cms?evidence=true``: the report and the material it rests on."""
+class VerifyResult(BaseModel):
+    """The answer with ``?signed=true`` (and, on ``/verify/cms``, ``?evidence=true``)."""
 
     report: ValidationReport
-    evidence: EvidenceBundle | None = None
+    evidence: EvidenceBundle | None = Field(
+        None, description="trust-evidence/1: the material to re-verify offline"
+    )
+    signed_report_b64: str | None = Field(
+        None,
+        description="CMS SignedData (DER) over the report's canonical JSON, by the "
+        "service's report-signing key, its chain included",
+    )
 
 
 # Items per batch: each is a full validation (~ms), so a batch stays within seconds.
@@ -393,51 +404,112 @@ def _cms_report(
     )
 
 
+SignedQuery = Annotated[
+    bool,
+    Query(description="also return the report as CMS signed by the service (signed_report_b64)"),
+]
+_SIGNED_NOTE = (
+    " With `signed=true` the answer is `{report, signed_report_b64}`: CMS SignedData over "
+    "the report's canonical JSON by the service's report-signing key."
+)
+
+
+def _answer(
+    report: ValidationReport,
+    services: Services,
+    request: Request,
+    *,
+    signed: bool,
+    evidence: EvidenceBundle | None = None,
+) -> ValidationReport | VerifyResult:
+    if not signed and evidence is None:
+        return report
+    signed_b64 = None
+    if signed:
+        found = _report_signer(services, request)
+        cms = sign_report(
+            report, found.signer, chain=found.chain, signing_time=services.clock.now()
+        )
+        signed_b64 = base64.b64encode(cms).decode()
+    return VerifyResult(report=report, evidence=evidence, signed_report_b64=signed_b64)
+
+
+_signer_lock = threading.Lock()
+
+
+def _report_signer(services: Services, request: Request) -> ReportSigner:
+    """One per app, made on first use (``api.report_signing``)."""
+    state = request.app.state
+    with _signer_lock:
+        found: ReportSigner | None = getattr(state, "report_signer", None)
+        if found is None:
+            found = ensure_report_signer(services.keystore(), services.ca(), services.settings)
+            state.report_signer = found
+        return found
+
+
 @router.post(
     "/verify/signature",
-    response_model=ValidationReport,
+    response_model=ValidationReport | VerifyResult,
     responses=_REPORT_RESPONSE,
     summary="Verify a raw signature under a certificate (GM/T 0029 VerifySignedData)",
+    description=_SIGNED_NOTE.strip(),
 )
-def verify_signature(body: VerifySignatureRequest, services: ServicesDep) -> ValidationReport:
-    return _signature_report(body, body, _trust(services, body), services)
+def verify_signature(
+    body: VerifySignatureRequest,
+    services: ServicesDep,
+    request: Request,
+    signed: SignedQuery = False,
+) -> ValidationReport | VerifyResult:
+    report = _signature_report(body, body, _trust(services, body), services)
+    return _answer(report, services, request, signed=signed)
 
 
 @router.post(
     "/verify/cms",
-    response_model=ValidationReport | VerifyCmsResult,
+    response_model=ValidationReport | VerifyResult,
     responses=_REPORT_RESPONSE,
     summary="Verify a CMS SignedData (GM/T 0029 VerifySignedMessage)",
     description="A CMS that does not parse gives a 200 report TOTAL_FAILED/FORMAT_FAILURE. "
     "With `evidence=true` the answer is `{report, evidence}`: the bundle (chain, CRLs, OCSP "
-    "responses, timestamps) re-verifies the signature later without the service.",
+    "responses, timestamps) re-verifies the signature later without the service." + _SIGNED_NOTE,
 )
 def verify_cms_route(
     body: VerifyCmsRequest,
     services: ServicesDep,
+    request: Request,
     evidence: Annotated[bool, Query(description="also return the evidence bundle")] = False,
-) -> ValidationReport | VerifyCmsResult:
+    signed: SignedQuery = False,
+) -> ValidationReport | VerifyResult:
     trust = _trust(services, body)
     done = _cms_report(body, body, trust, services)
-    if not evidence:
-        return done.report
-    bundle = build_evidence(
-        body.cms_b64, done, crls=trust.crls, ocsps=trust.ocsps, created_at=services.clock.now()
+    bundle = (
+        build_evidence(
+            body.cms_b64, done, crls=trust.crls, ocsps=trust.ocsps, created_at=services.clock.now()
+        )
+        if evidence
+        else None
     )
-    return VerifyCmsResult(report=done.report, evidence=bundle)
+    return _answer(done.report, services, request, signed=signed, evidence=bundle)
 
 
 @router.post(
     "/verify/timestamp",
-    response_model=ValidationReport,
+    response_model=ValidationReport | VerifyResult,
     responses=_REPORT_RESPONSE,
     summary="Verify a time-stamp token (RFC 3161 / GM/T 0033) over data or a digest",
     description="A token that does not parse gives a 200 report TOTAL_FAILED/FORMAT_FAILURE. "
-    "The TSA certificate's path is validated now; the token's genTime is the proven time.",
+    "The TSA certificate's path is validated now; the token's genTime is the proven time."
+    + _SIGNED_NOTE,
 )
-def verify_timestamp_route(body: VerifyTimestampRequest, services: ServicesDep) -> ValidationReport:
+def verify_timestamp_route(
+    body: VerifyTimestampRequest,
+    services: ServicesDep,
+    request: Request,
+    signed: SignedQuery = False,
+) -> ValidationReport | VerifyResult:
     trust = _trust(services, body)
-    return verify_timestamp(
+    report = verify_timestamp(
         body.token_b64,
         checker=_CHECKER,
         data=body.data_b64,
@@ -449,18 +521,25 @@ def verify_timestamp_route(body: VerifyTimestampRequest, services: ServicesDep) 
         revocation_mode=body.revocation_mode,
         clock=services.clock,
     )
+    return _answer(report, services, request, signed=signed)
 
 
 @router.post(
     "/verify/certificate",
-    response_model=ValidationReport,
+    response_model=ValidationReport | VerifyResult,
     responses=_REPORT_RESPONSE,
     summary="Validate a certificate: chain, validity, revocation (GM/T 0029 ValidateCert)",
+    description=_SIGNED_NOTE.strip(),
 )
-def verify_certificate(body: VerifyCertificateRequest, services: ServicesDep) -> ValidationReport:
+def verify_certificate(
+    body: VerifyCertificateRequest,
+    services: ServicesDep,
+    request: Request,
+    signed: SignedQuery = False,
+) -> ValidationReport | VerifyResult:
     trust = _trust(services, body)
     chain = load_certificates(body.chain_pem.encode()) if body.chain_pem else []
-    return validate_certificate(
+    report = validate_certificate(
         body.certificate_pem.encode(),
         [*chain, *trust.intermediates],
         anchors=trust.anchors,
@@ -470,6 +549,7 @@ def verify_certificate(body: VerifyCertificateRequest, services: ServicesDep) ->
         revocation_mode=body.revocation_mode,
         clock=services.clock,
     )
+    return _answer(report, services, request, signed=signed)
 
 
 def _batch(
