@@ -4,9 +4,18 @@ of an app's store."""
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from functools import cache
+from pathlib import Path
 
+import httpx
 from asn1crypto import algos, cms, tsp, x509
 
 from api.deps import Services
@@ -110,3 +119,63 @@ def verify_with_pure_backend(token: bytes, certificate: x509.Certificate) -> Non
     attrs = b"\x31" + signer_info["signed_attrs"].dump()[1:]  # signed as a SET OF, not [0]
     point = certificate.public_key["public_key"].native
     get_backend("pure").load_public(point).verify(attrs, signer_info["signature"].native)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def server_env(var: Path, **settings: str) -> dict[str, str]:
+    """Environment for ``trustctl`` over ``var`` (SQLite there), without the rate limit."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRUST_")}
+    env.update(
+        TRUST_VAR_DIR=str(var),
+        TRUST_LOG_LEVEL="WARNING",
+        TRUST_ACCESS_LOG="false",
+        TRUST_RATE_LIMIT_REQUESTS=str(10**9),
+    )
+    env.update({f"TRUST_{k.upper()}": v for k, v in settings.items()})
+    return env
+
+
+def trustctl(env: dict[str, str], *args: str) -> str:
+    exe = str(Path(sys.executable).with_name("trustctl"))
+    done = subprocess.run([exe, *args], env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+@contextmanager
+def served(env: dict[str, str], workers: int = 1) -> Iterator[str]:
+    """``trustctl serve`` (real uvicorn, ``workers`` processes) until the block ends; yields
+    its base URL once /readyz answers."""
+    port = _free_port()
+    log = Path(env["TRUST_VAR_DIR"]) / f"serve-{port}.log"
+    exe = str(Path(sys.executable).with_name("trustctl"))
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            [exe, "serve", "--port", str(port), "--workers", str(workers)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 60
+            while not _ready(base):
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(log.read_text())
+                time.sleep(0.2)
+            yield base
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+
+
+def _ready(base: str) -> bool:
+    try:
+        return httpx.get(f"{base}/readyz", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
