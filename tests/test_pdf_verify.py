@@ -14,8 +14,10 @@ from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 
 from seals.documents.pdf_appearance import Placement
 from seals.documents.pdf_io import DEFAULT_MAX_PDF_BYTES
+from seals.documents.pdf_report import pdf_document_report
 from seals.documents.pdf_stamp import StampOptions, stamp_pdf
 from seals.documents.pdf_verify import PdfSignatureReport, verify_pdf
+from seals.documents.report import DocumentFormat, SealSummary
 from tests.pdf_support import SealSigner, make_pdf, make_seal, pyhanko_validate, seal_signer
 from trust.errors import DocumentTooLarge, PdfMalformed, TrustError
 from trust.keys import KeyAlgorithm
@@ -182,3 +184,22 @@ def test_random_damage_never_escapes_as_an_unhandled_exception(
         else:
             assert all(isinstance(r, PdfSignatureReport) for r in reports)
         assert time.monotonic() - started < BOUND_SECONDS
+
+
+def test_document_report_for_the_documents_api(stamped: tuple[SealSigner, bytes]) -> None:
+    s, pdf = stamped
+    changed = _add_page_content(pdf)
+    registry = {"11010000000001": SealSummary(es_id="11010000000001", name="公章", version=4)}
+    document = pdf_document_report(verify_pdf(changed, anchors=[s.root]), resolve_seal=registry.get)
+    assert document.format is DocumentFormat.PDF
+    (signature,) = document.signatures
+    assert signature.type == "Seal" and signature.seal == registry["11010000000001"]
+    codes = {w.code for w in signature.warnings}
+    assert {"seal_name_differs", "pdf_changed_after_signing"} <= codes
+    assert document.indication is Indication.TOTAL_FAILED
+    assert signature.check("modifications").status is CheckStatus.FAILED
+
+    unknown = pdf_document_report(verify_pdf(pdf, anchors=[s.root]), resolve_seal=lambda _: None)
+    assert unknown.indication is Indication.TOTAL_PASSED
+    assert [w.code for w in unknown.signatures[0].warnings] == ["seal_not_in_registry"]
+    assert pdf_document_report(()).sub_indication is SubIndication.SIGNED_DATA_NOT_FOUND
