@@ -11,6 +11,7 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -123,17 +124,30 @@ class BodyLimitMiddleware:
 
     A declared Content-Length over the limit is refused before reading; a chunked
     body is counted as it arrives. The body is then replayed to the application,
-    which reads it from memory (FastAPI buffers it anyway).
+    which reads it from memory (FastAPI buffers it anyway). ``path_limits`` gives
+    routes under a path prefix their own limit (document uploads are far larger
+    than any JSON body).
     """
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_body_bytes: int, path_limits: Mapping[str, int] | None = None
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.path_limits = dict(path_limits or {})
+
+    def _limit(self, scope: Scope) -> int:
+        path = scope.get("path", "")
+        for prefix, limit in self.path_limits.items():
+            if path.startswith(prefix):
+                return limit
+        return self.max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self._limit(scope)
         declared = Headers(scope=scope).get("content-length")
         if declared is not None:
             if not declared.isdigit():
@@ -141,8 +155,8 @@ class BodyLimitMiddleware:
                     scope, receive, send
                 )
                 return
-            if int(declared) > self.max_body_bytes:
-                await self._too_large(scope, receive, send)
+            if int(declared) > limit:
+                await self._too_large(scope, receive, send, limit)
                 return
         chunks: list[bytes] = []
         total = 0
@@ -152,8 +166,8 @@ class BodyLimitMiddleware:
                 return  # the client went away mid-body; nobody to answer
             chunk = message.get("body", b"")
             total += len(chunk)
-            if total > self.max_body_bytes:
-                await self._too_large(scope, receive, send)
+            if total > limit:
+                await self._too_large(scope, receive, send, limit)
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -171,7 +185,7 @@ class BodyLimitMiddleware:
 
         await self.app(scope, replay, send)
 
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
-        exc = PayloadTooLarge(f"request body exceeds {self.max_body_bytes} bytes")
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        exc = PayloadTooLarge(f"request body exceeds {limit} bytes")
         # The rest of the body is left unread, so the connection cannot be reused.
         await problem_response(scope, exc, headers={"Connection": "close"})(scope, receive, send)

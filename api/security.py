@@ -29,6 +29,7 @@ from fastapi import Depends, FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from api import idempotency
@@ -41,15 +42,18 @@ from trust.settings import Settings
 
 @dataclass(frozen=True)
 class Resource:
-    """Where a route names the resource it acts on: a path parameter or a JSON body field."""
+    """Where a route names the resource it acts on: a path parameter, a JSON body field or
+    a form field (multipart uploads)."""
 
     type: str
     path_param: str | None = None
     body_field: str | None = None
+    form_field: str | None = None
 
     def __post_init__(self) -> None:
-        if (self.path_param is None) == (self.body_field is None):
-            raise ValueError("name exactly one of path_param and body_field")
+        named = (self.path_param, self.body_field, self.form_field)
+        if sum(n is not None for n in named) != 1:
+            raise ValueError("name exactly one of path_param, body_field and form_field")
 
 
 @dataclass(frozen=True)
@@ -204,6 +208,14 @@ async def _limit(services: Services, client: str) -> None:
 async def _resource_id(request: Request, resource: Resource) -> str | None:
     if resource.path_param is not None:
         value = request.path_params.get(resource.path_param)
+        return value if isinstance(value, str) else None
+    if resource.form_field is not None:
+        # Starlette keeps the parsed form on the request: the route reads the same one.
+        try:
+            form = await request.form()
+        except (AssertionError, ValueError, HTTPException):
+            return None  # not a form: the route's validation answers for the body
+        value = form.get(resource.form_field)
         return value if isinstance(value, str) else None
     try:
         body = json.loads(await request.body())

@@ -11,11 +11,16 @@ from pathlib import Path
 
 from asn1crypto import pem, x509
 
+from api.deps import Services
+from ca.service import CreateCaRequest
 from seals.build import build_seal, build_signature, build_tbs_sign
 from seals.documents.ofd_package import read_package
 from seals.documents.ofd_sign import SealSignatureFn
 from seals.documents.ofd_xml import NS
-from tests.seals_helpers import NOW, Identity, seal_info
+from tests.seals_helpers import NOW, Identity, SealEnv, seal_info
+from trust.audit import AuditLog
+from trust.clock import FakeClock
+from trust.keys import KeyAlgorithm
 from trust.sm3 import sm3
 
 VECTORS = Path(__file__).parent / "vectors"
@@ -124,3 +129,31 @@ def seal_signer(maker: Identity, signer: Identity, when: datetime = NOW) -> Seal
         return build_signature(tbs, signer.cert, signer.key.sign)
 
     return sign
+
+
+def service_seal_env(services: Services, clock: FakeClock) -> SealEnv:
+    """The seal test environment over an app's (or the CLI's) own services, with the
+    default SM2 CA hierarchy (made here unless ``trustctl init`` made it)."""
+    settings, audit = services.settings, services.audit
+    assert isinstance(audit, AuditLog)
+    ca = services.ca()
+    by_name = {info.name: info for info in ca.list_cas()}
+    root = by_name.get(settings.ca_default_sm2_root_name) or ca.create_ca(
+        CreateCaRequest(settings.ca_default_sm2_root_name, KeyAlgorithm.SM2)
+    )
+    issuing = by_name.get(settings.ca_default_sm2_issuing_name) or ca.create_ca(
+        CreateCaRequest(settings.ca_default_sm2_issuing_name, KeyAlgorithm.SM2, parent_id=root.id)
+    )
+    return SealEnv(
+        services.database,
+        clock,
+        services.keystore(),
+        ca,
+        issuing.id,
+        ca.chain(root.id)[0],
+        ca.chain(issuing.id)[0],
+        services.signers(),
+        services.seals(),
+        audit,
+        settings,
+    )

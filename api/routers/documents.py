@@ -1,0 +1,92 @@
+"""Sealed documents: stamp an OFD (and, once wired, a PDF) with an electronic seal, and
+verify every signature in one. The format comes from the content, never the file name.
+
+Uploads are multipart (``file`` plus form fields) and may be as large as
+``document_max_bytes`` (the body limit of these routes only). Stamping needs ``signer``
+with a grant on the seal (resource type ``seal``, the ``seal_id`` field); the seal
+service then checks the seal's status and that the signer is one the seal lists.
+Verification is public while ``public_verify`` is on, else it needs ``verifier``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Response, UploadFile
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import DocumentsDep
+from api.errors import problem_responses
+from api.security import Resource, public_if, require
+from keystore import Actor
+from seals.documents.ofd_sign import StampMode
+from seals.documents.report import DocumentReport
+from seals.documents.service import OFD_MEDIA_TYPE, PDF_MEDIA_TYPE, StampDocumentRequest
+from trust.auth import Principal, Role
+
+router = APIRouter(prefix="/v1/documents", tags=["documents"])
+
+Stamper = Annotated[
+    Principal, require(Role.signer, resource=Resource("seal", form_field="seal_id"))
+]
+Verifier = Annotated[Principal | None, public_if("public_verify", Role.verifier)]
+
+MAX_MM = 2000.0  # larger than any page OFD or PDF readers display
+_FILE = File(description="the OFD package or PDF file")
+
+
+@router.post(
+    "/stamp",
+    response_class=Response,
+    summary="Stamp a document with an electronic seal",
+    responses={
+        200: {
+            "description": "the stamped document, same format as the upload",
+            "content": {OFD_MEDIA_TYPE: {}, PDF_MEDIA_TYPE: {}},
+        },
+        **problem_responses(400, 401, 403, 404, 409, 413, 415, 422, 429),
+    },
+)
+async def stamp(
+    principal: Stamper,
+    documents: DocumentsDep,
+    file: Annotated[UploadFile, _FILE],
+    seal_id: Annotated[str, Form(min_length=1, max_length=64, description="the seal's esID")],
+    signer: Annotated[str, Form(min_length=1, max_length=64, description="signer id")],
+    x: Annotated[float, Form(ge=0, le=MAX_MM, description="left edge, mm from the left")],
+    y: Annotated[float, Form(ge=0, le=MAX_MM, description="top edge, mm from the top")],
+    page: Annotated[int, Form(ge=1, le=100_000, description="1-based page")] = 1,
+    mode: Annotated[
+        StampMode,
+        Form(description="continue: later signatures allowed; whole: the document is closed"),
+    ] = StampMode.CONTINUE,
+    timestamp: Annotated[bool, Form(description="timestamp the seal signature")] = False,
+    last_page: Annotated[
+        int | None, Form(ge=1, le=100_000, description="riding seal (骑缝章) up to this page")
+    ] = None,
+) -> Response:
+    request = StampDocumentRequest(
+        data=await file.read(),
+        seal_id=seal_id,
+        signer_id=signer,
+        page=page,
+        x_mm=x,
+        y_mm=y,
+        mode=mode,
+        timestamp=timestamp,
+        last_page=last_page,
+    )
+    stamped = await run_in_threadpool(documents.stamp, request, Actor(principal.actor))
+    return Response(stamped.data, media_type=stamped.media_type)
+
+
+@router.post(
+    "/verify",
+    summary="Verify every signature and seal in a document",
+    responses=problem_responses(400, 401, 403, 413, 415, 422, 429),
+)
+async def verify(
+    _: Verifier, documents: DocumentsDep, file: Annotated[UploadFile, _FILE]
+) -> DocumentReport:
+    data = await file.read()
+    return await run_in_threadpool(documents.verify, data)

@@ -1,0 +1,203 @@
+"""Documents API: stamping an OFD through the seal service over HTTP, verifying uploads,
+and hostile or malformed uploads answered with problem+json 4xx within bounded time."""
+
+from __future__ import annotations
+
+import io
+import time
+import zipfile
+from pathlib import Path
+
+import httpx
+import pytest
+
+from seals.documents.ofd_package import read_package
+from seals.documents.ofd_verify import verify_ofd
+from tests.api_support import ApiEnv, make_env
+from tests.ofd_support import make_ofd, raw_zip, rewrite, sample, service_seal_env
+from tests.seals_helpers import SealEnv, StampingSigner
+from tests.test_api_platform import assert_problem
+from trust.auth import Grant, Role
+from trust.validation.report import CheckStatus, Indication
+
+STAMP = "/v1/documents/stamp"
+VERIFY = "/v1/documents/verify"
+SIGNATURE_XML = "Doc_0/Signs/Sign_0/Signature.xml"
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> ApiEnv:
+    return make_env(tmp_path)
+
+
+def _seals(env: ApiEnv) -> SealEnv:
+    return service_seal_env(env.app.state.services, env.clock)
+
+
+def _stamp(
+    env: ApiEnv, token_grant: Grant, esid: str, signer: StampingSigner, data: bytes, **fields: str
+) -> httpx.Response:
+    form = {"seal_id": esid, "signer": signer.signer_id, "x": "20", "y": "30", **fields}
+    return env.client.post(
+        STAMP,
+        headers=env.headers(token_grant),
+        data=form,
+        files={"file": ("invoice.bin", data, "application/octet-stream")},
+    )
+
+
+def _verify(env: ApiEnv, data: bytes, name: str = "upload.bin") -> httpx.Response:
+    return env.client.post(VERIFY, files={"file": (name, data, "application/octet-stream")})
+
+
+def test_stamp_then_verify_over_http(env: ApiEnv) -> None:
+    seals = _seals(env)
+    signer = seals.add_signer("clerk")
+    esid = seals.active_seal(signer)
+    grant = Grant(Role.signer, "seal", frozenset({esid}))
+    r = _stamp(env, grant, esid, signer, make_ofd(3), page="2")
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "application/ofd"
+    stamped: bytes = r.content
+
+    report = verify_ofd(stamped)
+    (signature,) = report.signatures
+    assert signature.seal is not None and signature.seal.es_id == esid
+    for check in ("references", "data_hash", "signer_signature", "seal_maker_signature"):
+        assert signature.check(check).status is CheckStatus.PASSED, check
+    described = read_package(stamped).read(SIGNATURE_XML)
+    assert b'PageRef="2"' in described and b'Boundary="20 30 40 40"' in described
+
+    body = _verify(env, stamped).json()
+    assert body["format"] == "ofd"
+    assert body["signatures"][0]["seal"]["es_id"] == esid
+    assert body["indication"] == Indication.TOTAL_PASSED.value, body
+    # The service's seal verifier: chains to its own CA, registry status.
+    statuses = {c["name"]: c["status"] for c in body["signatures"][0]["checks"]}
+    for check in ("seal_maker_certificate", "signer_certificate", "seal_status"):
+        assert statuses[check] == "passed", (check, statuses)
+
+    seals.service.revoke(esid, actor="officer-b", reason="key compromise")
+    revoked = _verify(env, stamped).json()
+    checks = {c["name"]: c for c in revoked["signatures"][0]["checks"]}
+    assert checks["seal_status"]["status"] == "failed", checks["seal_status"]
+    assert revoked["indication"] == Indication.TOTAL_FAILED.value
+
+    audit = env.app.state.services.audit
+    actions = [(e.action, e.outcome) for e in audit.tail(50)]
+    assert ("seal.stamp", "success") in actions and ("document.stamp", "success") in actions
+
+
+def test_stamp_needs_a_grant_on_that_seal(env: ApiEnv) -> None:
+    seals = _seals(env)
+    signer = seals.add_signer("clerk")
+    esid = seals.active_seal(signer)
+    other = Grant(Role.signer, "seal", frozenset({"some-other-seal"}))
+    assert_problem(_stamp(env, other, esid, signer, make_ofd()), 403, "forbidden")
+    verifier = Grant(Role.verifier)
+    assert_problem(_stamp(env, verifier, esid, signer, make_ofd()), 403, "forbidden")
+
+
+def test_stamping_a_whole_protected_document_is_a_conflict(env: ApiEnv) -> None:
+    seals = _seals(env)
+    signer = seals.add_signer("clerk")
+    esid = seals.active_seal(signer)
+    grant = Grant(Role.signer, "seal", frozenset({esid}))
+    assert_problem(
+        _stamp(env, grant, esid, signer, sample("allprotected.ofd")), 409, "document_protected"
+    )
+    whole = _stamp(env, grant, esid, signer, make_ofd(), mode="whole")
+    assert whole.status_code == 200
+    again = _stamp(env, grant, esid, signer, whole.content)
+    assert_problem(again, 409, "document_protected")
+    assert_problem(
+        _stamp(env, grant, esid, signer, make_ofd(1), page="5"), 422, "document_page_not_found"
+    )
+
+
+@pytest.mark.parametrize("name", ["v4signed.ofd", "signedFile.ofd", "allprotected.ofd"])
+def test_verify_samples(env: ApiEnv, name: str) -> None:
+    r = _verify(env, sample(name), name="renamed.pdf")  # the name says PDF: ignored
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["indication"] == "TOTAL_PASSED"
+    assert body["signatures"][0]["seal"]["version"] == 4
+
+
+def _bomb() -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        archive.writestr("OFD.xml", b'<ofd:OFD xmlns:ofd="http://www.ofdspec.org/2016"/>')
+        archive.writestr("Doc_0/bomb.xml", bytes(64 << 20))
+    return out.getvalue()
+
+
+def _without(data: bytes, name: str) -> bytes:
+    package = read_package(data)
+    return raw_zip([(n, package.read(n)) for n in package.names if n != name])
+
+
+MALFORMED = {
+    "zip_bomb": (_bomb, 400, "document_archive_unsafe"),
+    "path_traversal": (
+        lambda: raw_zip([("OFD.xml", b"<x/>"), ("../../etc/cron.d/evil", b"x")]),
+        400,
+        "document_archive_unsafe",
+    ),
+    "missing_signature_xml": (
+        lambda: _without(sample("v4signed.ofd"), SIGNATURE_XML),
+        400,
+        "document_malformed",
+    ),
+    "broken_xml": (
+        lambda: rewrite(sample("v4signed.ofd"), {SIGNATURE_XML: b"<ofd:Signature"}),
+        400,
+        "document_xml_invalid",
+    ),
+    "wrong_namespace": (
+        lambda: rewrite(sample("v4signed.ofd"), {"OFD.xml": b'<ofd:OFD xmlns:ofd="urn:not-ofd"/>'}),
+        400,
+        "document_xml_invalid",
+    ),
+    "entity_expansion": (
+        lambda: rewrite(
+            sample("v4signed.ofd"),
+            {"OFD.xml": b'<!DOCTYPE a [<!ENTITY e "xxxxxxxx">]><a>&e;&e;</a>'},
+        ),
+        400,
+        "document_xml_invalid",
+    ),
+    "truncated_zip": (lambda: sample("v4signed.ofd")[:-100], 415, "unsupported_document_format"),
+    "not_a_document": (lambda: b"hello world", 415, "unsupported_document_format"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_malformed_uploads(env: ApiEnv, case: str) -> None:
+    make, status, code = MALFORMED[case]
+    data = make()
+    started = time.monotonic()
+    assert_problem(_verify(env, data), status, code)
+    assert time.monotonic() - started < 3.0
+
+
+def test_upload_limit_is_the_document_setting(tmp_path: Path) -> None:
+    env = make_env(tmp_path, document_max_bytes=64 * 1024, max_body_bytes=4096)
+    assert _verify(env, sample("v4signed.ofd")).status_code == 200
+    assert_problem(_verify(env, bytes(100 * 1024)), 413, "payload_too_large")
+    # Other routes keep the general limit.
+    r = env.client.post(
+        "/v1/verify/signature", headers={"content-type": "application/json"}, content=b"x" * 8192
+    )
+    assert_problem(r, 413, "payload_too_large")
+
+
+def test_verify_is_not_public_when_public_verify_is_off(tmp_path: Path) -> None:
+    env = make_env(tmp_path, public_verify=False)
+    assert_problem(_verify(env, sample("v4signed.ofd")), 401, "unauthenticated")
+    r = env.client.post(
+        VERIFY,
+        headers=env.headers(Grant(Role.verifier)),
+        files={"file": ("a", sample("v4signed.ofd"))},
+    )
+    assert r.status_code == 200
