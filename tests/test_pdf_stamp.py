@@ -37,7 +37,7 @@ from tests.pdf_support import (
 from tests.signers_support import USER, make_registry
 from tests.tsa_support import tsa_chain
 from trust import oids
-from trust.cms import load_content_info
+from trust.cms import RFC5652, load_content_info
 from trust.errors import (
     DocumentPageNotFound,
     DocumentProtected,
@@ -304,3 +304,20 @@ def test_randomly_damaged_input_is_stamped_or_refused_with_a_4xx() -> None:
             stamp_pdf(bytes(data), s.signer, make_seal(), PLACE)
         except TrustError as exc:
             assert 400 <= exc.status < 500, exc
+
+
+def test_sm2_in_pkcs7_content_types_verifies_through_pyhanko_with_the_sm2_plugin() -> None:
+    s = seal_signer(KeyAlgorithm.SM2)
+    options = StampOptions(chain=s.chain, sm2_profile=RFC5652)
+    result = stamp_pdf(make_pdf(), s.signer, make_seal(), PLACE, options)
+    _, sig = _signature_dict(result.pdf)
+    _, _, _, header, body, _ = parser.parse(bytes(sig["/Contents"]))
+    content = load_content_info(header + body)
+    assert content["content_type"].dotted == RFC5652.signed_data_type
+    info = content["content"]["signer_infos"][0]
+    assert info["signature_algorithm"]["algorithm"].dotted == oids.SM3_WITH_SM2
+
+    (report,) = verify_pdf(result.pdf, anchors=[s.root])
+    # pyHanko's path (its checks, not verify_cms's), with SM2SignatureValidator inside.
+    assert report.report.check("format").message.startswith("CMS SignedData, sm3")
+    assert report.report.indication is Indication.TOTAL_PASSED, report.report.checks

@@ -29,6 +29,7 @@ from pyhanko.stamp.base import BaseStampStyle
 from seals.documents.pdf_signer import TimestampFunction, cms_room
 from trust.cms import (
     GMT0010,
+    CmsProfile,
     CmsSigner,
     add_unsigned_attributes,
     build_signed_data,
@@ -53,6 +54,7 @@ def sign_sm2(
     location: str | None,
     chain: Sequence[x509.Certificate] = (),
     timestamp: TimestampFunction | None = None,
+    profile: CmsProfile = GMT0010,
 ) -> bytes:
     """The signed PDF: ``writer``'s document plus one SM2 signature in a new field."""
     reserved = cms_room(signer.certificate, chain, timestamped=timestamp is not None)
@@ -83,7 +85,7 @@ def sign_sm2(
     if digest(SM2_DIGEST, signed) != prepared.document_digest:
         raise BackendError("the signed byte ranges do not hash to pyHanko's document digest")
     cms = build_signed_data(
-        signed, signer, profile=GMT0010, detached=True, extra_certificates=chain
+        signed, signer, profile=profile, detached=True, extra_certificates=chain
     )
     if timestamp is not None:
         cms = _with_signature_timestamp(cms, timestamp)

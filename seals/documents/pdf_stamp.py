@@ -37,7 +37,7 @@ from seals.documents.pdf_signer import (
     cms_room,
 )
 from trust.clock import Clock, SystemClock
-from trust.cms import CmsSigner
+from trust.cms import GMT0010, CmsProfile, CmsSigner
 from trust.cms.algorithms import signer_digest
 from trust.errors import BadRequest, DocumentProtected, UnsupportedAlgorithm
 from trust.keys import KeyAlgorithm
@@ -77,6 +77,9 @@ class StampOptions:
     timestamp: TimestampFunction | None = None
     timestamp_mode: TimestampMode = TimestampMode.SIGNATURE
     validation: ValidationMaterial | None = None  # B-LT (ECDSA and RSA)
+    # SM2 SignedData identifiers: GM/T 0010 content types, or PKCS#7 ones with SM3withSM2
+    # (RFC5652 profile), which pyHanko-based validators with an SM2 plug-in can read.
+    sm2_profile: CmsProfile = GMT0010
     max_bytes: int = DEFAULT_MAX_PDF_BYTES
 
 
@@ -134,6 +137,7 @@ def stamp_pdf(
                 location=options.location,
                 chain=options.chain,
                 timestamp=options.timestamp if mode is TimestampMode.SIGNATURE else None,
+                profile=options.sm2_profile,
             )
         )
         level = PadesLevel.B_T if mode is TimestampMode.SIGNATURE else PadesLevel.B_B

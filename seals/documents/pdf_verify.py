@@ -137,11 +137,13 @@ class _Verifier:
         self._at = at
         self._clock = clock
 
-    def _context(self) -> ValidationContext:
+    def _context(self, embedded: EmbeddedPdfSignature) -> ValidationContext:
         # A fresh context per signature: certvalidator caches paths and revocation in it.
+        # The CMS's own certificates are named explicitly: pyHanko does not always offer
+        # them to path building (seen with SM2 chains without key identifiers).
         return ValidationContext(
             trust_roots=self._anchors,
-            other_certs=self._intermediates,
+            other_certs=[*self._intermediates, *embedded.other_embedded_certs],
             crls=self._crls,
             ocsps=self._ocsps,
             moment=self._at,
@@ -182,12 +184,14 @@ class _Verifier:
             embedded = EmbeddedPdfSignature(reader, field_dict, name)
             if kind is PdfSignatureKind.DOCUMENT_TIMESTAMP:
                 status: PdfSignatureStatus | TimestampSignatureStatus = asyncio.run(
-                    async_validate_pdf_timestamp(embedded, validation_context=self._context())
+                    async_validate_pdf_timestamp(
+                        embedded, validation_context=self._context(embedded)
+                    )
                 )
             else:
                 status = asyncio.run(
                     async_validate_pdf_signature(
-                        embedded, signer_validation_context=self._context()
+                        embedded, signer_validation_context=self._context(embedded)
                     )
                 )
         except (SignatureValidationError, ValueError, KeyError, TypeError) as exc:
