@@ -301,6 +301,7 @@ class ParsedRequest:
     subject: dict[str, str]
     spki_der: bytes  # as this service writes it
     alt_names: tuple[AltName, ...]
+    public_key: PublicKey
 
 
 def load_csr(data: bytes) -> asn1_csr.CertificationRequest:
@@ -335,7 +336,7 @@ def parse_csr(data: bytes) -> ParsedRequest:
         if attribute["type"].native == "extension_request":
             for extensions in attribute["values"]:
                 alt_names.extend(alt_names_of(extensions))
-    return ParsedRequest(name_attributes(info["subject"]), spki.dump(), tuple(alt_names))
+    return ParsedRequest(name_attributes(info["subject"]), spki.dump(), tuple(alt_names), public)
 
 
 def chain_pem(certificates: Sequence[bytes]) -> str:

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from asn1crypto import core, x509
 from asn1crypto import keys as asn1_keys
 
+from ca import der
 from ca.certs import (
     AltName,
     build_name,
@@ -36,11 +37,9 @@ from ca.certs import (
     parse_csr,
     public_key_info,
     serial_hex,
-    sign_certificate,
-    x509_time,
 )
 from ca.profiles import Profile, get_profile
-from ca.signer import CaKeySource
+from ca.signer import CaKeySource, signature_algorithm
 from ca.store import RESERVED, AuthorityRecord, CertificateRecord, IssuanceStore
 from trust.clock import Clock
 from trust.errors import (
@@ -53,7 +52,7 @@ from trust.errors import (
     ProfileValidityTooLong,
     ValidationFailed,
 )
-from trust.keys import public_key_fingerprint
+from trust.keys import PublicKey, public_key_fingerprint
 from trust.settings import Settings
 
 _SERIAL_ATTEMPTS = 3  # a 128-bit collision is not expected; retries cover a freak one
@@ -146,6 +145,16 @@ def check_alt_names(profile: Profile, names: Sequence[AltName]) -> None:
         raise ProfileSanInvalid(f"profile {profile.name} requires a subject alternative name")
 
 
+@dataclass(frozen=True)
+class _IssuerInfo:
+    """What issuance needs of an issuing certificate, parsed once per certificate."""
+
+    subject_der: bytes
+    ski: bytes
+    not_before: datetime
+    not_after: datetime
+
+
 class Issuer:
     """Makes certificates. Sees only the issuance part of the store."""
 
@@ -154,6 +163,13 @@ class Issuer:
         self._keys = keys
         self._clock = clock
         self._urls = urls
+        # Keyed by immutable values (certificate DER; CA id, issuer key, profile version),
+        # so entries never go stale; one per CA certificate and profile.
+        self._issuers: dict[bytes, _IssuerInfo] = {}
+        self._chains: dict[bytes, list[bytes]] = {}
+        self._fixed_extensions: dict[
+            tuple[str, bytes, str, int, bool], tuple[list[bytes], bytes, list[bytes]]
+        ] = {}
 
     def issue(
         self,
@@ -161,6 +177,7 @@ class Issuer:
         *,
         escrow_key_id: str | None = None,
         pair_serial: str | None = None,
+        public_key: PublicKey | None = None,
     ) -> IssueResult:
         """``escrow_key_id`` and ``pair_serial`` mark the encryption half of a dual pair."""
         profile = get_profile(request.profile)
@@ -171,9 +188,11 @@ class Issuer:
             raise BadRequest("give exactly one of a certificate request and a public key")
         subject: dict[str, str] = {}
         alt_names: tuple[AltName, ...] = ()
+        public: PublicKey | None = None
         if request.csr is not None:
             parsed = parse_csr(request.csr)
             spki_der, subject, alt_names = parsed.spki_der, parsed.subject, parsed.alt_names
+            public = parsed.public_key
         else:
             spki_der = request.public_key or b""
         if request.subject is not None:
@@ -191,6 +210,7 @@ class Issuer:
             replaces=request.replaces,
             escrow_key_id=escrow_key_id,
             pair_serial=pair_serial,
+            public_key=public,
         )
 
     def sign_new(
@@ -206,10 +226,14 @@ class Issuer:
         self_signed: bool = False,
         escrow_key_id: str | None = None,
         pair_serial: str | None = None,
+        public_key: PublicKey | None = None,
     ) -> IssueResult:
         """Check, reserve the serial, sign, store. ``self_signed`` makes a root
         certificate for ``ca`` with its own key (``ca`` has no certificate yet)."""
-        public, spki = public_key_info(spki_der)
+        if public_key is None:
+            public, spki = public_key_info(spki_der)
+        else:  # ``spki_der`` is already in this service's form (``parse_csr``)
+            public, spki = public_key, asn1_keys.PublicKeyInfo.load(spki_der)
         if public.algorithm not in profile.key_algorithms:
             raise ProfileKeyNotAllowed(
                 f"profile {profile.name} does not allow {public.algorithm} keys"
@@ -221,17 +245,15 @@ class Issuer:
         now = self._clock.now().replace(microsecond=0)
         not_after = now + validity
         if self_signed:
-            issuer_name, issuer_ski = name, key_identifier(spki)
+            issuer_name, issuer_ski = name.dump(), key_identifier(spki)
             if spki.dump() != _signer_spki(self._keys, ca):
                 raise BadRequest("a self-signed certificate must be for the CA's own key")
         else:
-            issuer_cert = _ca_certificate(ca)
-            issuer_end = issuer_cert.not_valid_after
-            if issuer_end <= now or issuer_cert.not_valid_before > now:
+            issuer = self._issuer_of(ca)
+            if issuer.not_after <= now or issuer.not_before > now:
                 raise CaUnusable(f"CA {ca.id} certificate is not valid now")
-            not_after = min(not_after, issuer_end)
-            issuer_name = issuer_cert.subject
-            issuer_ski = issuer_cert.key_identifier or key_identifier(issuer_cert.public_key)
+            not_after = min(not_after, issuer.not_after)
+            issuer_name, issuer_ski = issuer.subject_der, issuer.ski
 
         serial = self._reserve(
             ca,
@@ -244,34 +266,60 @@ class Issuer:
             escrow_key_id,
             pair_serial,
         )
-        tbs = x509.TbsCertificate(
-            {
-                "version": "v3",
-                "serial_number": serial,
-                "issuer": issuer_name,
-                "validity": {"not_before": x509_time(now), "not_after": x509_time(not_after)},
-                "subject": name,
-                "subject_public_key_info": spki,
-                "extensions": self._extensions(
-                    ca, profile, spki, issuer_ski, alt_names, self_signed
+        signer = self._keys.signer(ca.key_id)
+        algorithm = signature_algorithm(signer.algorithm).dump()
+        spki_der = spki.dump()
+        tbs = der.sequence(
+            der.explicit(0, der.integer(2)),  # v3
+            der.integer(serial),
+            algorithm,
+            issuer_name,
+            der.sequence(der.time(now), der.time(not_after)),
+            name.dump(),
+            spki_der,
+            der.explicit(
+                3,
+                der.sequence(
+                    *self._extensions(ca, profile, spki, issuer_ski, alt_names, self_signed)
                 ),
-            }
+            ),
         )
         # The serial is on disk: from here a failure leaves a reserved row, never a gap.
-        cert = sign_certificate(tbs, self._keys.signer(ca.key_id))
-        der = cert.dump()
-        self._store.complete(serial_hex(serial), der)
-        chain = [] if self_signed else self.chain(ca.id)
+        certificate = der.sequence(tbs, algorithm, der.bit_string(signer.sign(tbs)))
+        self._store.complete(serial_hex(serial), certificate)
+        chain = [] if self_signed else self._chain_of(ca)
         return IssueResult(
             serial_hex=serial_hex(serial),
             ca_id=ca.id,
             profile=profile.name,
-            certificate_der=der,
-            certificate_pem=certificate_pem(der),
+            certificate_der=certificate,
+            certificate_pem=certificate_pem(certificate),
             chain_pem=chain_pem(chain),
             not_before=now,
             not_after=not_after,
         )
+
+    def _issuer_of(self, ca: AuthorityRecord) -> _IssuerInfo:
+        if ca.certificate is None:
+            raise CaUnusable(f"CA {ca.id} has no certificate yet")
+        info = self._issuers.get(ca.certificate)
+        if info is None:
+            cert = x509.Certificate.load(ca.certificate)
+            info = _IssuerInfo(
+                subject_der=cert.subject.dump(),
+                ski=cert.key_identifier or key_identifier(cert.public_key),
+                not_before=cert.not_valid_before,
+                not_after=cert.not_valid_after,
+            )
+            self._issuers[ca.certificate] = info
+        return info
+
+    def _chain_of(self, ca: AuthorityRecord) -> list[bytes]:
+        assert ca.certificate is not None
+        chain = self._chains.get(ca.certificate)
+        if chain is None:
+            chain = self._chains[ca.certificate] = self.chain(ca.id)
+        return chain
 
     def chain(self, ca_id: str) -> list[bytes]:
         """Certificates of ``ca_id`` and its parents, issuing CA first, root last."""
@@ -333,35 +381,49 @@ class Issuer:
         issuer_ski: bytes,
         alt_names: Sequence[AltName],
         self_signed: bool,
-    ) -> list[x509.Extension]:
+    ) -> list[bytes]:
+        """DER Extensions in a fixed order; all but SKI and SAN depend only on the CA, the
+        issuer key and the profile, so they are encoded once."""
+        key = (ca.id, issuer_ski, profile.name, profile.version, self_signed)
+        fixed = self._fixed_extensions.get(key)
+        if fixed is None:
+            fixed = self._fixed_extensions[key] = self._encode_fixed(
+                ca, profile, issuer_ski, self_signed
+            )
+        head, aki, tail = fixed
+        ski = _ext("key_identifier", key_identifier(spki)).dump()
+        san = [_ext("subject_alt_name", general_names(alt_names)).dump()] if alt_names else []
+        return [*head, ski, aki, *san, *tail]
+
+    def _encode_fixed(
+        self, ca: AuthorityRecord, profile: Profile, issuer_ski: bytes, self_signed: bool
+    ) -> tuple[list[bytes], bytes, list[bytes]]:
         constraints: dict[str, object] = {"ca": profile.is_ca}
         if profile.path_length is not None:
             constraints["path_len_constraint"] = profile.path_length
-        ext = [
+        head = [
             _ext("basic_constraints", constraints, critical=True),
             _ext("key_usage", set(profile.key_usage), critical=True),
         ]
         if profile.extended_key_usage:
-            ext.append(
+            head.append(
                 _ext(
                     "extended_key_usage",
                     list(profile.extended_key_usage),
                     critical=profile.eku_critical,
                 )
             )
-        ext.append(_ext("key_identifier", key_identifier(spki)))
-        ext.append(_ext("authority_key_identifier", {"key_identifier": issuer_ski}))
-        if alt_names:
-            ext.append(_ext("subject_alt_name", general_names(alt_names)))
+        aki = _ext("authority_key_identifier", {"key_identifier": issuer_ski})
+        tail = []
         if not self_signed:
             # Relying parties learn the issuer's status services; a root has no issuer.
-            ext.append(
+            tail.append(
                 _ext(
                     "crl_distribution_points",
                     [{"distribution_point": {"full_name": [_uri(self._urls.crl(ca.id))]}}],
                 )
             )
-            ext.append(
+            tail.append(
                 _ext(
                     "authority_information_access",
                     [
@@ -376,10 +438,10 @@ class Issuer:
                     ],
                 )
             )
-        ext.append(_ext("certificate_policies", [{"policy_identifier": self._urls.policy_oid}]))
+        tail.append(_ext("certificate_policies", [{"policy_identifier": self._urls.policy_oid}]))
         if profile.ocsp_no_check:
-            ext.append(_ext("ocsp_no_check", core.Null()))
-        return ext
+            tail.append(_ext("ocsp_no_check", core.Null()))
+        return [e.dump() for e in head], aki.dump(), [e.dump() for e in tail]
 
 
 def _ext(name: str, value: object, *, critical: bool = False) -> x509.Extension:
@@ -401,12 +463,6 @@ def _requested_validity(profile: Profile, days: int | None) -> timedelta:
             f"profile {profile.name} allows at most {profile.max_validity.days} days"
         )
     return validity
-
-
-def _ca_certificate(ca: AuthorityRecord) -> x509.Certificate:
-    if ca.certificate is None:
-        raise CaUnusable(f"CA {ca.id} has no certificate yet")
-    return x509.Certificate.load(ca.certificate)
 
 
 def _signer_spki(keys: CaKeySource, ca: AuthorityRecord) -> bytes:

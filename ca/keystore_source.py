@@ -31,6 +31,9 @@ class KeystoreKeySource:
     def __init__(self, keystore: KeyStore, actor: Actor) -> None:
         self._keystore = keystore
         self._actor = actor
+        # A signer reads its key's public half once; every certificate, CRL and OCSP answer
+        # would otherwise parse it again.
+        self._signers: dict[str, KeystoreSigner] = {}
 
     def generate(self, algorithm: KeyAlgorithm, label: str, purpose: str) -> KeystoreSigner:
         stored = ALGORITHM_OF.get(algorithm)
@@ -43,7 +46,10 @@ class KeystoreKeySource:
         return KeystoreSigner(self._keystore, self._actor, info.id)
 
     def signer(self, key_id: str) -> KeystoreSigner:
-        return KeystoreSigner(self._keystore, self._actor, key_id)
+        signer = self._signers.get(key_id)
+        if signer is None:
+            signer = self._signers[key_id] = KeystoreSigner(self._keystore, self._actor, key_id)
+        return signer
 
     def generate_escrow_key(self, label: str) -> tuple[str, bytes]:
         request = GenerateRequest(label=label, algorithm=Algorithm.SM2, purpose=Purpose.ENCRYPT)
