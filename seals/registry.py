@@ -100,6 +100,20 @@ class SealRecord:
         return derived_status(self.status, at, self.valid_start, self.valid_end)
 
 
+@dataclass(frozen=True)
+class RegisteredSeal:
+    """What verification reads: the seal made under an esID and its status history."""
+
+    esid: str
+    eseal: bytes | None = field(repr=False)
+    valid_start: datetime
+    valid_end: datetime
+    history: tuple[StatusChange, ...]
+
+    def status_at(self, at: datetime) -> SealStatus | None:
+        return status_at(self.history, at, self.valid_start, self.valid_end)
+
+
 def derived_status(
     recorded: SealStatus, at: datetime, valid_start: datetime, valid_end: datetime
 ) -> SealStatus:

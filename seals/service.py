@@ -25,6 +25,7 @@ from seals.maker import SealMaker
 from seals.parse import CertDigest
 from seals.registry import (
     CertListKind,
+    RegisteredSeal,
     SealRecord,
     SealStatus,
     StatusChange,
@@ -42,7 +43,6 @@ from trust.errors import (
     SealExpired,
     SealImageInvalid,
     SealNotActive,
-    SealNotFound,
     ServiceUnavailable,
     SignerCertificateExpired,
     SignerCertificateRevoked,
@@ -288,12 +288,10 @@ class SealService:
             status=status, organization=organization, offset=offset, limit=limit
         )
 
-    def registered_seal(self, esid: str) -> bytes | None:
-        """The DER seal made under ``esid`` (for verification); None when there is none."""
-        try:
-            return self._store.get(esid).eseal
-        except SealNotFound:
-            return None
+    def registered(self, esid: str) -> RegisteredSeal | None:
+        """The seal made under ``esid`` and its history (for verification); None when the
+        registry has no such seal."""
+        return self._store.registered(esid)
 
     def history(self, esid: str) -> list[StatusChange]:
         self.get(esid)  # SealNotFound, and a due expiry recorded

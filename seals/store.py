@@ -14,11 +14,11 @@ from datetime import datetime
 from typing import Any, Protocol, cast
 
 from sqlalchemy import and_, func, insert, select, update
-from sqlalchemy.engine import CursorResult
+from sqlalchemy.engine import Connection, CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from seals.registry import CertListKind, SealRecord, SealStatus, StatusChange
+from seals.registry import CertListKind, RegisteredSeal, SealRecord, SealStatus, StatusChange
 from seals.schema import seal, seal_approval, seal_maker, seal_status
 from trust.db import Database
 from trust.errors import Conflict, SealNotFound
@@ -50,6 +50,9 @@ class SealStore(Protocol):
 
     def history(self, esid: str) -> list[StatusChange]:
         """Every status the seal went through, oldest first."""
+
+    def registered(self, esid: str) -> RegisteredSeal | None:
+        """The made seal and its history in one read; None when there is no such seal."""
 
     def change(
         self,
@@ -121,11 +124,21 @@ class SqlSealStore:
             return [_record(row, _approvals(s, row.esid)) for row in s.execute(query)]
 
     def history(self, esid: str) -> list[StatusChange]:
-        with self._db.session() as s:
-            rows = s.execute(
-                select(seal_status).where(seal_status.c.esid == esid).order_by(seal_status.c.seq)
-            ).all()
-        return [StatusChange(r.seq, SealStatus(r.status), r.at, r.actor, r.reason) for r in rows]
+        with self._db.engine.connect() as conn:
+            return _history(conn, esid)
+
+    def registered(self, esid: str) -> RegisteredSeal | None:
+        # A plain connection: two reads, no ORM session on the verification path.
+        with self._db.engine.connect() as conn:
+            row = conn.execute(
+                select(seal.c.eseal, seal.c.valid_start, seal.c.valid_end).where(
+                    seal.c.esid == esid
+                )
+            ).first()
+            if row is None:
+                return None
+            history = _history(conn, esid)
+        return RegisteredSeal(esid, row.eseal, row.valid_start, row.valid_end, tuple(history))
 
     def change(
         self,
@@ -208,6 +221,13 @@ class SqlSealStore:
         stored = self.maker(name)
         assert stored is not None
         return stored
+
+
+def _history(conn: Connection, esid: str) -> list[StatusChange]:
+    rows = conn.execute(
+        select(seal_status).where(seal_status.c.esid == esid).order_by(seal_status.c.seq)
+    ).all()
+    return [StatusChange(r.seq, SealStatus(r.status), r.at, r.actor, r.reason) for r in rows]
 
 
 def _change_row(esid: str, change: StatusChange) -> dict[str, Any]:

@@ -18,8 +18,8 @@ from datetime import datetime
 from typing import Protocol
 
 from seals.parse import ParsedSeal
-from seals.registry import SealStatus
-from seals.service import CertificateStatusSource, StatusAnswer
+from seals.registry import RegisteredSeal, SealStatus
+from seals.service import CertificateStatusSource
 from seals.verify import Check, CheckName, CheckStatus, SubIndication
 from timestamp.verify import verify_token
 from trust.clock import Clock
@@ -33,10 +33,8 @@ from trust.validation import SubIndication as PathSubIndication
 class SealRegistry(Protocol):
     """What verification reads from the registry (``SealService`` is one)."""
 
-    def registered_seal(self, esid: str) -> bytes | None:
-        """The DER seal made under ``esid``; None when the registry has none."""
-
-    def status_at(self, esid: str, at: datetime | None = None) -> StatusAnswer: ...
+    def registered(self, esid: str) -> RegisteredSeal | None:
+        """The seal made under ``esid`` and its history; None when the registry has none."""
 
 
 @dataclass(frozen=True)
@@ -205,19 +203,20 @@ class SealTrust:
         name, esid = CheckName.SEAL_STATUS, seal.info.es_id
         if self._registry is None:
             return _not_checked(name, "not checked: no seal registry configured")
-        registered = self._registry.registered_seal(esid)
+        registered = self._registry.registered(esid)
         if registered is None:
             return _not_checked(name, f"seal {esid} is not in this service's registry")
-        if registered != seal.der:
+        if registered.eseal != seal.der:
             return _not_checked(name, f"the seal differs from the one this registry made as {esid}")
         if signing and at is None and proven is None:
             return _not_checked(name, "no signing time to ask the registry about")
+        now = self._clock.now()
         times = [(t, what) for t, what in ((at, "signing time"), (proven, "proven time")) if t]
         if not times:
-            times = [(self._clock.now(), "verification time")]
+            times = [(now, "verification time")]
         failures = _SIGNING_FAILURES if signing else _NOW_FAILURES
         for when, what in times:
-            status = self._registry.status_at(esid, when).status
+            status = registered.status_at(when)
             if status is not SealStatus.ACTIVE:
                 default = (
                     SubIndication.SEAL_NOT_ACTIVE_AT_SIGNING_TIME
@@ -232,10 +231,12 @@ class SealTrust:
                     f"seal {esid} was {status or 'not yet applied for'} at the {what} "
                     f"{when.isoformat()}",
                 )
-        now = self._registry.status_at(esid).status
         spoken = ", ".join(f"the {what} {when.isoformat()}" for when, what in times)
         return Check(
-            name, CheckStatus.PASSED, None, f"seal {esid} was active at {spoken}; now {now}"
+            name,
+            CheckStatus.PASSED,
+            None,
+            f"seal {esid} was active at {spoken}; now {registered.status_at(now)}",
         )
 
 

@@ -13,6 +13,7 @@ import hmac
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import Protocol
 
 from asn1crypto import cms, x509
@@ -498,6 +499,16 @@ def _sm2_verify(
 
 
 def _certificate_key(cert_der: bytes, backend: SM2Backend | None) -> SM2PublicKey:
+    # Verifiers see the same few maker and signer certificates again and again.
+    return _load_certificate_key(cert_der, backend) if backend else _default_key(cert_der)
+
+
+@lru_cache(maxsize=1024)
+def _default_key(cert_der: bytes) -> SM2PublicKey:
+    return _load_certificate_key(cert_der, None)
+
+
+def _load_certificate_key(cert_der: bytes, backend: SM2Backend | None) -> SM2PublicKey:
     try:
         cert = x509.Certificate.load(cert_der, strict=True)
         spki = cert["tbs_certificate"]["subject_public_key_info"].dump()
