@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 import random
 import time
+import zlib
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -203,3 +205,28 @@ def test_document_report_for_the_documents_api(stamped: tuple[SealSigner, bytes]
     assert unknown.indication is Indication.TOTAL_PASSED
     assert [w.code for w in unknown.signatures[0].warnings] == ["seal_not_in_registry"]
     assert pdf_document_report(()).sub_indication is SubIndication.SIGNED_DATA_NOT_FOUND
+
+
+@cache
+def _deflated_zeros() -> bytes:
+    return zlib.compress(bytes(100_000_000), 1)
+
+
+def test_compressed_bomb_added_after_signing_is_reported_quickly(
+    stamped: tuple[SealSigner, bytes],
+) -> None:
+    """A 100 MB content stream deflated to ~100 KB: verification need not inflate it."""
+    s, pdf = stamped
+    writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
+    bomb = generic.StreamObject(
+        {generic.NameObject("/Filter"): generic.NameObject("/FlateDecode")},
+        encoded_data=_deflated_zeros(),
+    )
+    writer.add_stream_to_page(0, writer.add_object(bomb))
+    out = io.BytesIO()
+    writer.write(out)
+    started = time.monotonic()
+    report = _only(verify_pdf(out.getvalue(), anchors=[s.root]))
+    assert time.monotonic() - started < BOUND_SECONDS
+    assert report.modification_level == "other"
+    assert report.report.indication is Indication.TOTAL_FAILED
