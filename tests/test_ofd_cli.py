@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -31,7 +31,9 @@ def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
 
 def test_stamp_and_verify(cli: CliRunner, tmp_path: Path) -> None:
     run(cli, "init")
-    clock = FakeClock(datetime.now(UTC))  # the CLI runs on the system clock
+    # The CLI stamps on the system clock with a whole-second timeInfo: the seal must be
+    # active before that second began, or its status at signing time is "not active".
+    clock = FakeClock(datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=2))
     services = build_services(get_settings(), clock=clock)
     try:
         seals = service_seal_env(services, clock)
