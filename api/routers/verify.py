@@ -352,7 +352,10 @@ def _trust(services: Services, body: _WithRevocation) -> _Trust:
             cert = load_certificate(ca.certificate_pem.encode())
             (trust.anchors if ca.parent_id is None else trust.intermediates).append(cert)
             if body.revocation_mode is not RevocationMode.NONE:
-                trust.crls.append(authority.current_crl(ca.id))
+                try:
+                    trust.crls.append(authority.current_crl(ca.id))
+                except TrustError as exc:  # that CA's certificates lack data; others do not
+                    log.warning("no current CRL for CA %s: %s", ca.id, exc.detail)
     except TrustError as exc:
         # No key store (no master key) means no CA: external roots still work.
         log.warning("service CAs unavailable as trust anchors: %s", exc.detail)

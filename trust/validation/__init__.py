@@ -5,7 +5,8 @@ Modules: ``sm2_validator`` (SM3withSM2 plug-in for pyhanko-certvalidator), ``pat
 (``PathValidator``), ``report`` (pydantic report model and ``combine``), ``diagnostics``
 (hints after an SM2 failure), ``render`` (text), ``verify`` (``verify_raw_signature``,
 ``validate_certificate``), ``cms_report`` (``verify_cms``), ``timestamps`` (time-stamp
-tokens: the ``TimestampChecker`` protocol, ``verify_timestamp``), ``certs`` (parsing and
+tokens: the ``TimestampChecker`` protocol, ``verify_timestamp``), ``evidence`` (bundles
+to re-verify offline), ``signed_report`` (a report as CMS), ``certs`` (parsing and
 certificate summaries).
 """
 

@@ -7,6 +7,7 @@ as received: a signature covers the encoding that was signed, canonical or not.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from typing import TypeAlias, TypeVar
 
@@ -44,14 +45,22 @@ def _der_blocks(data: bytes, kinds: tuple[str, ...], what: str) -> list[tuple[st
     return blocks
 
 
+@functools.lru_cache(maxsize=1024)
+def _certificate(der: bytes) -> x509.Certificate:
+    # A validation parses the same anchors and intermediates several times (request,
+    # CMS, path, timestamp); fully parsing one costs ~1 ms. Parsed certificates are only
+    # read afterwards, so one object per DER can be shared.
+    return _parse(x509.Certificate, der, "certificate")
+
+
 def load_certificate(data: CertificateInput) -> x509.Certificate:
     """One certificate, DER or PEM, or an already parsed one."""
     if isinstance(data, x509.Certificate):
-        return _parse(x509.Certificate, data.dump(), "certificate")
+        return _certificate(data.dump())
     blocks = _der_blocks(data, ("CERTIFICATE",), "certificate")
     if len(blocks) != 1:
         raise MalformedEncoding(f"expected one certificate, found {len(blocks)} PEM blocks")
-    return _parse(x509.Certificate, blocks[0][1], "certificate")
+    return _certificate(blocks[0][1])
 
 
 def load_certificates(data: bytes) -> list[x509.Certificate]:
@@ -59,7 +68,7 @@ def load_certificates(data: bytes) -> list[x509.Certificate]:
     certs: list[x509.Certificate] = []
     for kind, der in _der_blocks(data, ("CERTIFICATE", "PKCS7"), "certificate bundle"):
         if kind == "CERTIFICATE":
-            certs.append(_parse(x509.Certificate, der, "certificate"))
+            certs.append(_certificate(der))
         elif kind == "PKCS7":
             certs.extend(_pkcs7_certificates(der))
         else:  # DER: one certificate, or a certs-only PKCS#7
