@@ -257,10 +257,17 @@ def test_keystore_held_ecdsa_seal_key_through_the_signer_registry(
     assert report.report.indication is Indication.TOTAL_PASSED, report.report.checks
 
 
-def test_ecdsa_stamp_with_validation_material_is_b_lt(tmp_path: Path) -> None:
+def test_ecdsa_stamp_with_validation_material_is_b_lt(sqlite_url: str, tmp_path: Path) -> None:
     s = seal_signer(KeyAlgorithm.ECDSA_P256)
-    material = ValidationMaterial(trust_roots=[s.root], intermediates=s.chain, crls=s.crls)
-    options = StampOptions(chain=s.chain, validation=material)
+    tsa_root = tsa_chain(KeyAlgorithm.ECDSA_P256)[0]
+    material = ValidationMaterial(
+        trust_roots=[s.root, tsa_root], intermediates=s.chain, crls=s.crls
+    )
+    without_timestamp = stamp_pdf(
+        make_pdf(), s.signer, make_seal(), PLACE, StampOptions(chain=s.chain, validation=material)
+    )
+    assert without_timestamp.level is PadesLevel.B_B  # B-LT builds on B-T
+    options = StampOptions(chain=s.chain, validation=material, timestamp=tsa_function(sqlite_url))
     result = stamp_pdf(make_pdf(), s.signer, make_seal(), PLACE, options)
     assert result.level is PadesLevel.B_LT
 
@@ -268,9 +275,9 @@ def test_ecdsa_stamp_with_validation_material_is_b_lt(tmp_path: Path) -> None:
     embedded_crls = {bytes(c.get_object().data) for c in dss["/CRLs"]}
     assert {c.dump() for c in s.crls} <= embedded_crls
     assert len(dss["/Certs"]) >= 2  # the sub CA and the signer at least
-    rc, out = pyhanko_validate(result.pdf, s.root, tmp=tmp_path)
+    rc, out = pyhanko_validate(result.pdf, s.root, tsa_root, tmp=tmp_path)
     assert rc == 0 and "INTACT:TRUSTED" in out, out
-    (report,) = verify_pdf(result.pdf, anchors=[s.root], crls=s.crls)
+    (report,) = verify_pdf(result.pdf, anchors=[s.root, tsa_root], crls=s.crls)
     assert report.report.indication is Indication.TOTAL_PASSED, report.report.checks
 
 

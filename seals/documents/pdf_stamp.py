@@ -25,6 +25,7 @@ from pyhanko.sign.fields import MDPPerm, SigFieldSpec, SigSeedSubFilter
 from pyhanko.sign.general import SigningError
 from pyhanko.sign.signers.pdf_signer import PdfSignatureMetadata, PdfSigner, PdfTimeStamper
 from pyhanko.sign.validation.pdf_embedded import read_certification_data
+from pyhanko.stamp.base import BaseStampStyle
 from pyhanko_certvalidator import ValidationContext
 
 from seals.documents.pdf_appearance import PdfSeal, Placement, field_box, field_name, seal_style
@@ -91,6 +92,8 @@ class PdfStampResult:
     seal_name: str
     algorithm: KeyAlgorithm
     level: PadesLevel
+    # The service clock's time; the ECDSA/RSA path's /M is pyHanko's own reading of the
+    # system time (it offers no clock to inject), the SM2 path writes this one.
     signing_time: datetime
     timestamped: bool = field(default=False)
 
@@ -147,13 +150,10 @@ def stamp_pdf(
                 _sign_pades(writer, signer, spec, style, seal, reason, options, mode)
             )
         )
-        level = (
-            PadesLevel.B_LT
-            if options.validation is not None
-            else PadesLevel.B_B
-            if mode is TimestampMode.NONE
-            else PadesLevel.B_T
-        )
+        level = PadesLevel.B_B if mode is TimestampMode.NONE else PadesLevel.B_T
+        # B-LT is B-T plus validation data; without a timestamp the DSS makes no new level.
+        if level is PadesLevel.B_T and options.validation is not None:
+            level = PadesLevel.B_LT
     return PdfStampResult(
         pdf=out,
         field_name=name,
@@ -170,7 +170,7 @@ async def _sign_pades(
     writer: IncrementalPdfFileWriter,
     signer: CmsSigner,
     spec: SigFieldSpec,
-    style: object,
+    style: BaseStampStyle,
     seal: PdfSeal,
     reason: str,
     options: StampOptions,
@@ -195,15 +195,12 @@ async def _sign_pades(
         # A signature timestamp goes inside the CMS; a document timestamp is a revision
         # of its own, added afterwards (over the DSS too when there is one).
         timestamper=stamper if mode is TimestampMode.SIGNATURE else None,
-        stamp_style=style,  # type: ignore[arg-type]
+        stamp_style=style,
         new_field_spec=spec,
     )
     room = cms_room(signer.certificate, options.chain, timestamped=mode is TimestampMode.SIGNATURE)
-    signed = await pades.async_sign_pdf(
-        writer,
-        bytes_reserved=2 * room,
-        output=io.BytesIO(),  # hex digits in /Contents
-    )
+    # bytes_reserved counts the hex digits of /Contents.
+    signed = await pades.async_sign_pdf(writer, bytes_reserved=2 * room, output=io.BytesIO())
     if mode is TimestampMode.DOCUMENT and stamper is not None:
         dts = PdfTimeStamper(stamper, field_name=DOCUMENT_TIMESTAMP_FIELD)
         stamped = await dts.async_timestamp_pdf(
