@@ -15,7 +15,18 @@ from api.deps import build_services
 from api.idempotency import IdempotencyMiddleware
 from api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from api.openapi import install_openapi
-from api.routers import algorithms, ca, keys, operations, tokens, verify
+from api.routers import (
+    algorithms,
+    ca,
+    documents,
+    keys,
+    operations,
+    seals,
+    signers,
+    tokens,
+    tsa,
+    verify,
+)
 from keystore import KeyStore
 from trust import migrations
 from trust.auth import AuditSink, AuthService
@@ -77,7 +88,11 @@ def create_app(
         middleware=[
             # Outermost first: every response, even a 413 or a 500, gets a request id.
             Middleware(RequestContextMiddleware, log_requests=settings.access_log),
-            Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes),
+            Middleware(
+                BodyLimitMiddleware,
+                max_body_bytes=settings.max_body_bytes,
+                path_limits={"/v1/documents/": settings.document_max_bytes},
+            ),
             Middleware(IdempotencyMiddleware),
         ],
     )
@@ -91,5 +106,9 @@ def create_app(
     app.include_router(keys.router)
     app.include_router(ca.router)
     app.include_router(verify.router)
+    app.include_router(documents.router)
+    app.include_router(tsa.router)
+    app.include_router(signers.router)
+    app.include_router(seals.router)
     install_openapi(app, settings)
     return app

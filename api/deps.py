@@ -8,23 +8,37 @@ below, which also work with ``app.dependency_overrides``.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated
 
+from asn1crypto import x509
 from fastapi import Depends
 from starlette.requests import Request
 
 from ca.keystore_source import build_certificate_authority
 from ca.service import CertificateAuthority
-from keystore import KeyStore, build_keystore
+from ca.signer_store import SqlSignerStore
+from ca.signers import SignerRegistry, Timestamper
+from keystore import KeyStore, build_keystore, sign_checkpoints
+from seals.documents.service import DocumentService
+from seals.service import SealService
+from seals.wiring import SealVerifier, build_seal_service
+from timestamp import ClockHealth, FlagFileClockHealth, TimestampAuthority
+from timestamp.provision import build_timestamp_authority, build_unit_registry
+from timestamp.registry import UnitRegistry
 from trust.audit import AuditLog
 from trust.auth import AuditSink, AuthService
 from trust.clock import Clock, SystemClock
 from trust.coordination import Coordination, build_coordination
 from trust.db import Database
+from trust.errors import ConfigurationError, TrustError
 from trust.settings import Settings
+from trust.validation.certs import load_certificates
+
+log = logging.getLogger("trust.api")
 
 
 @dataclass
@@ -41,6 +55,14 @@ class Services:
     _keystore_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _ca: CertificateAuthority | None = field(default=None, repr=False)
     _ca_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _tsa: TimestampAuthority | None = field(default=None, repr=False)
+    _tsa_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _signers: SignerRegistry | None = field(default=None, repr=False)
+    _seal_verifier: SealVerifier | None = field(default=None, repr=False)
+    _seal_verifier_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _seals: SealService | None = field(default=None, repr=False)
+    _seals_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _documents: DocumentService | None = field(default=None, repr=False)
 
     def keystore(self) -> KeyStore:
         """The key store, built on first use (the lifespan builds it at start-up, so a
@@ -59,6 +81,9 @@ class Services:
                     coordination=self.coordination,
                 )
                 self._closers.append(self._keystore.close)
+                if isinstance(self.audit, AuditLog):
+                    # The audit key made by `trustctl init` signs this process's checkpoints.
+                    sign_checkpoints(self._keystore, self.audit)
             return self._keystore
 
     def ca(self) -> CertificateAuthority:
@@ -73,6 +98,111 @@ class Services:
                     self.settings, self.database, self.keystore(), self.clock, self.audit
                 )
             return self._ca
+
+    def tsa_units(self) -> UnitRegistry:
+        """Creates and rotates TSA units (keys in the key store, certificates from the CA)."""
+        return build_unit_registry(
+            self.database, self.keystore(), self.ca(), self.clock, self.audit
+        )
+
+    def tsa_clock_health(self) -> ClockHealth:
+        """The operator's clock-health hook (a flag file, see settings); /readyz reports it."""
+        return FlagFileClockHealth(self.settings.effective_tsa_clock_flag_file)
+
+    def tsa(self) -> TimestampAuthority:
+        """The time-stamp authority over the store's units, one per app. Other domains
+        embed its tokens through ``tsa().issue(hash_algorithm, digest)``."""
+        built = self._tsa
+        if built is not None:
+            return built
+        with self._tsa_lock:
+            if self._tsa is None:
+                self._tsa = build_timestamp_authority(
+                    self.settings,
+                    self.database,
+                    self.tsa_units(),
+                    self.clock,
+                    self.tsa_clock_health(),
+                )
+            return self._tsa
+
+    def signers(self) -> SignerRegistry:
+        """The signer registry over the key store and the CA (stateless apart from them)."""
+        if self._signers is None:
+            self._signers = SignerRegistry(
+                SqlSignerStore(self.database), self.keystore(), self.ca(), self.clock, self.audit
+            )
+        return self._signers
+
+    def signature_timestamper(self) -> Timestamper:
+        """Signature timestamp tokens for the signing service, from the service's TSA
+        (looked up at each use, so a TSA configured later is seen)."""
+        return lambda hash_algorithm, digest: self.tsa().issue(hash_algorithm, digest).token
+
+    def seals(self) -> SealService:
+        """The seal service (registry, lifecycle, stamping), built on first use over the
+        key store, the CA, the signer registry and the TSA."""
+        built = self._seals
+        if built is not None:
+            return built
+        with self._seals_lock:
+            if self._seals is None:
+                self._seals = build_seal_service(
+                    self.settings,
+                    self.database,
+                    self.keystore(),
+                    self.ca(),
+                    self.clock,
+                    self.audit,
+                    signers=self.signers(),
+                    timestamper=self.signature_timestamper(),
+                )
+            return self._seals
+
+    def trust_anchors(self) -> list[x509.Certificate]:
+        """The service's root CAs and the configured anchor files (read at each call, so
+        a CA created meanwhile is trusted at once)."""
+        anchors: list[x509.Certificate] = []
+        try:
+            for info in self.ca().list_cas():
+                if info.parent_id is None:
+                    anchors.extend(load_certificates(info.certificate_pem.encode()))
+        except TrustError as exc:
+            # No key store (no master key) means no CA: external roots still work.
+            log.warning("service CAs unavailable as trust anchors: %s", exc.detail)
+        for path in self.settings.trust_anchor_files:
+            try:
+                anchors.extend(load_certificates(path.read_bytes()))
+            except OSError as exc:
+                raise ConfigurationError(f"cannot read trust anchor file {path}") from exc
+        return anchors
+
+    def documents(self) -> DocumentService:
+        """OFD (and PDF) stamping and verification over the seal service."""
+        if self._documents is None:
+            self._documents = DocumentService(
+                self.seals,
+                self.clock,
+                self.audit,
+                seal_verifier=lambda signature, original: self.seal_verifier().verify_signature(
+                    signature, original=original
+                ),
+                anchors=self.trust_anchors,
+            )
+        return self._documents
+
+    def seal_verifier(self) -> SealVerifier:
+        """Seal verification with the service's anchors and registry; one per app so its
+        certificate path cache is shared by all requests."""
+        built = self._seal_verifier
+        if built is not None:
+            return built
+        with self._seal_verifier_lock:
+            if self._seal_verifier is None:
+                self._seal_verifier = SealVerifier(
+                    self.settings, self.ca(), self.clock, self.seals()
+                )
+            return self._seal_verifier
 
     def close(self) -> None:
         for close in reversed(self._closers):
@@ -99,8 +229,7 @@ def build_services(
         coordination = build_coordination(settings, clock)
         closers.append(coordination.close)
     if audit is None:
-        # No checkpoint signer is wired into API processes yet: they append to the
-        # hash chain, and no signed checkpoints are written from here.
+        # Checkpoints are signed once the key store exists (``Services.keystore``).
         audit = AuditLog(database, clock, checkpoint_every=settings.audit_checkpoint_every)
     auth = auth or AuthService(database, clock, audit)
     return Services(settings, database, clock, coordination, audit, auth, closers, keystore)
@@ -146,6 +275,23 @@ def get_ca(request: Request) -> CertificateAuthority:
     return get_services(request).ca()
 
 
+async def get_tsa(request: Request) -> TimestampAuthority:
+    # async, as get_keystore: building it reads nothing (units load on first issue).
+    return get_services(request).tsa()
+
+
+async def get_signers(request: Request) -> SignerRegistry:
+    return get_services(request).signers()
+
+
+def get_documents(request: Request) -> DocumentService:
+    return get_services(request).documents()
+
+
+async def get_signature_timestamper(request: Request) -> Timestamper:
+    return get_services(request).signature_timestamper()
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 DatabaseDep = Annotated[Database, Depends(get_database)]
 ClockDep = Annotated[Clock, Depends(get_clock)]
@@ -154,3 +300,19 @@ AuditDep = Annotated[AuditSink, Depends(get_audit)]
 AuthDep = Annotated[AuthService, Depends(get_auth)]
 KeyStoreDep = Annotated[KeyStore, Depends(get_keystore)]
 CaDep = Annotated[CertificateAuthority, Depends(get_ca)]
+TsaDep = Annotated[TimestampAuthority, Depends(get_tsa)]
+SignersDep = Annotated[SignerRegistry, Depends(get_signers)]
+DocumentsDep = Annotated[DocumentService, Depends(get_documents)]
+TimestamperDep = Annotated[Timestamper, Depends(get_signature_timestamper)]
+
+
+async def get_seals(request: Request) -> SealService:
+    return get_services(request).seals()
+
+
+async def get_seal_verifier(request: Request) -> SealVerifier:
+    return get_services(request).seal_verifier()
+
+
+SealsDep = Annotated[SealService, Depends(get_seals)]
+SealVerifierDep = Annotated[SealVerifier, Depends(get_seal_verifier)]

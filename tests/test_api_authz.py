@@ -31,6 +31,12 @@ PUBLIC = {
     ("GET", "/crl/{ca_id}.crl"),
     ("POST", "/ocsp"),
     ("GET", "/ocsp/{request_b64}"),
+    # RFC 3161 time-stamping (as public TSAs are) and the TSA units' certificate chains.
+    ("POST", "/tsa"),
+    ("POST", "/tsa/{unit}"),
+    ("GET", "/v1/tsa/units"),
+    # The seal status check (查验): anyone holding a stamped document may ask.
+    ("GET", "/v1/seals/{esid}/status"),
 }
 
 
@@ -67,8 +73,18 @@ VERIFY_PUBLIC_WHEN_SET = {
     ("POST", "/v1/verify/signature"),
     ("POST", "/v1/verify/cms"),
     ("POST", "/v1/verify/certificate"),
+    ("POST", "/v1/verify/timestamp"),
+    ("POST", "/v1/verify/signature:batch"),
+    ("POST", "/v1/verify/cms:batch"),
     ("POST", "/v1/certificates:parse"),
+    # Seal verification (api/routers/seals.py).
+    ("POST", "/v1/verify/seal"),
+    ("POST", "/v1/verify/seal-signature"),
+    # Document verification (api/routers/documents.py).
+    ("POST", "/v1/documents/verify"),
 }
+# Multipart routes naming their resource in a form field: (method, path) -> field.
+FORM_RESOURCES = {("POST", "/v1/documents/stamp"): "seal_id"}
 
 
 @pytest.fixture(params=[True, False], ids=["public_verify", "private_verify"])
@@ -85,6 +101,15 @@ def _url(path: str, resource_id: str) -> str:
 def _call(
     env: ApiEnv, method: str, path: str, headers: dict[str, str], resource_id: str = "K1"
 ) -> Any:
+    form_field = FORM_RESOURCES.get((method, path))
+    if form_field is not None:
+        return env.client.request(
+            method,
+            path,
+            headers=headers,
+            data={form_field: resource_id},
+            files={"file": ("empty", b"")},
+        )
     return env.client.request(
         method, _url(path, resource_id), headers=headers, json={"key_id": resource_id}
     )

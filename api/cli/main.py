@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from api.cli import audit, ca, keys, status, tokens, verify
+from api.cli import audit, ca, documents, keys, seals, sign, signers, status, tokens, tsa, verify
 from trust.settings import get_settings
 
 app = typer.Typer(help="Administer the trust service.", no_args_is_help=True)
@@ -14,6 +14,11 @@ app.add_typer(audit.app, name="audit")
 app.add_typer(tokens.app, name="tokens")
 app.add_typer(keys.app, name="keys")
 app.add_typer(ca.app, name="ca")
+app.add_typer(documents.app, name="documents")
+app.add_typer(tsa.app, name="tsa")
+app.add_typer(signers.app, name="signers")
+app.add_typer(sign.app, name="sign")
+app.add_typer(seals.app, name="seals")
 app.command()(status.status)
 app.command()(verify.verify)
 
@@ -21,12 +26,15 @@ app.command()(verify.verify)
 @app.command()
 def init(
     no_default_ca: Annotated[
-        bool, typer.Option("--no-default-ca", help="do not create the default CA hierarchies")
+        bool,
+        typer.Option(
+            "--no-default-ca", help="do not create the default CA hierarchies and TSA units"
+        ),
     ] = False,
 ) -> None:
     """Create the embedded store under var/, the local master key (unless TRUST_MASTER_KEY
     is set or an HSM holds it), the first admin token and the default SM2 and ECDSA CA
-    hierarchies (idempotent)."""
+    hierarchies with the TSA units sm2 and ecdsa (idempotent)."""
     from keystore.kek.local import create_local_master_key
     from trust import migrations
     from trust.audit import AuditLog
@@ -62,8 +70,10 @@ def init(
         )
     else:
         typer.echo("an admin token already exists; no new one created")
+    keys.ensure_audit_key()
     if not no_default_ca:
         ca.ensure_default_cas()
+        tsa.ensure_default_units()
 
 
 @app.command()
@@ -81,6 +91,9 @@ def serve(
         host=host or settings.http_host,
         port=port or settings.http_port,
         workers=workers,
+        # uvicorn's default (5 s) kills workers whose imports and start-up take longer, as
+        # they do on a loaded host; the supervisor then restarts them in a loop.
+        timeout_worker_healthcheck=60,
         access_log=False,
         log_level=settings.log_level.lower(),
     )
