@@ -39,10 +39,11 @@ only when the earlier one found data missing. (With data for the leaf but not it
 revoked CA that names no CRL location still goes unseen in soft-fail: ``require`` closes
 that.)
 
-Event loop. certvalidator is async; ``validate`` runs each call in a private event loop
-(``asyncio.run``) on the calling thread. Nothing is fetched, so the coroutine never
-waits on I/O: a shared loop thread would only serialise every validation of the process
-onto one thread, whereas private loops let FastAPI's threadpool threads run side by side
+Event loop. certvalidator is async; ``validate`` runs each call in the calling thread's
+own event loop (one per thread, kept: ``asyncio.run`` would make and tear down a loop per
+call, a sixth of a CMS verification). Nothing is fetched, so the coroutine never waits
+on I/O: a shared loop thread would only serialise every validation of the process onto
+one thread, whereas per-thread loops let FastAPI's threadpool threads run side by side
 and share no loop-bound state. A thread that is already running a loop (async code calling
 the sync method) cannot block on a nested one, so the call then runs in a helper thread;
 async code should ``await validate_async`` instead.
@@ -52,6 +53,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Coroutine, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -380,12 +382,18 @@ async def _attempt(
     return path, None, None
 
 
+_thread_loop = threading.local()
+
+
 def run_sync(coro: Coroutine[Any, Any, _T]) -> _T:
     """Run a coroutine to completion from synchronous code (module docstring)."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(coro)
+        loop: asyncio.AbstractEventLoop | None = getattr(_thread_loop, "loop", None)
+        if loop is None or loop.is_closed():
+            loop = _thread_loop.loop = asyncio.new_event_loop()
+        return loop.run_until_complete(coro)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="path-validation") as pool:
         return pool.submit(asyncio.run, coro).result()
 
