@@ -6,22 +6,30 @@ transaction per signature under load, concurrent signers share commits: the
 first signer to arrive writes the records of everyone queued behind it in one
 append, and the next waiting signer takes over when more arrive meanwhile. A
 lone signer writes its own ordinary record (actor = the caller); a group is one
-``key.sign.batch`` record listing each signature's caller, key, version and digest.
-``record_many`` queues a whole batch of one caller's signatures (``KeyStore.sign_many``)
-as one entry of that same queue; a group of more than ``MAX_BATCH`` signatures is
-written as one ``key.sign.batch`` record per ``MAX_BATCH`` (the audit log caps details).
+``key.sign.batch`` record. ``record_many`` queues a whole batch of one caller's
+signatures (``KeyStore.sign_many``) as one entry of that same queue.
+
+A ``key.sign.batch`` record lists signatures compactly, grouped by caller, key,
+version and kind of digest: ``{"count": n, "groups": [{"actor", "key", "version",
+"digest_of", "digests": [hex, ...]}]}``, about 67 bytes a signature, so a few
+hundred fit under the audit log's 16 KiB details cap (a bigger group is split
+over several records by size).
 """
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 SYSTEM_ACTOR = "system:keystore"
-# A batch record lists about 150 bytes per signature; the audit log takes 16 KiB of details.
-MAX_BATCH = 64
+# Bytes of a batch record's details, under the audit log's 16 KiB cap with room to spare.
+DETAILS_BUDGET = 15_000
+# Signatures one leader writes before handing over, so no signer waits behind an endless queue.
+MAX_GROUP = 1_000
+_GROUP_OVERHEAD = 100  # the JSON around one group, besides its actor and key
 
 
 class AuditSink(Protocol):
@@ -59,9 +67,12 @@ class _Waiter:
 class SignatureAudit:
     """Group commit of signature records; ``record`` returns once the record is durable."""
 
-    def __init__(self, sink: AuditSink, max_batch: int = MAX_BATCH) -> None:
+    def __init__(
+        self, sink: AuditSink, *, budget: int = DETAILS_BUDGET, max_group: int = MAX_GROUP
+    ) -> None:
         self._sink = sink
-        self._max = max_batch
+        self._budget = budget
+        self._max = max_group
         self._lock = threading.Lock()
         self._queue: list[_Waiter] = []
         self._busy = False
@@ -91,7 +102,7 @@ class SignatureAudit:
 
     def _lead(self) -> None:
         with self._lock:
-            # Whole waiters up to max_batch records; always at least the first one.
+            # Whole waiters up to max_group signatures; always at least the first one.
             taken, count = 1, len(self._queue[0].records)
             while taken < len(self._queue):
                 more = len(self._queue[taken].records)
@@ -103,8 +114,11 @@ class SignatureAudit:
         error: BaseException | None = None
         try:
             records = [r for w in batch for r in w.records]
-            for start in range(0, len(records), self._max):
-                self._write(records[start : start + self._max])
+            if len(records) == 1:
+                self._write_one(records[0])
+            else:
+                for details in self._batch_details(records):
+                    self._sink.append(SYSTEM_ACTOR, "key.sign.batch", details=details)
         except BaseException as exc:  # handed to every signer of the batch, then re-raised
             error = exc
         with self._lock:
@@ -118,29 +132,44 @@ class SignatureAudit:
             else:
                 self._busy = False
 
-    def _write(self, records: list[SignatureRecord]) -> None:
-        if len(records) == 1:
-            r = records[0]
-            self._sink.append(
-                r.actor,
-                "key.sign",
-                target=r.key_id,
-                details={"version": r.version, "digest": r.digest_hex, "digest_of": r.digest_of},
-            )
-            return
+    def _write_one(self, r: SignatureRecord) -> None:
         self._sink.append(
-            SYSTEM_ACTOR,
-            "key.sign.batch",
-            details={
-                "signatures": [
-                    {
-                        "actor": r.actor,
-                        "key": r.key_id,
-                        "version": r.version,
-                        "digest": r.digest_hex,
-                        "digest_of": r.digest_of,
-                    }
-                    for r in records
-                ]
-            },
+            r.actor,
+            "key.sign",
+            target=r.key_id,
+            details={"version": r.version, "digest": r.digest_hex, "digest_of": r.digest_of},
         )
+
+    def _batch_details(self, records: list[SignatureRecord]) -> list[dict[str, Any]]:
+        """The details of each ``key.sign.batch`` record: groups, split where one record's
+        estimated size would pass the budget."""
+        out: list[dict[str, Any]] = []
+        groups: dict[tuple[str, str, int, str], list[str]] = {}
+        size = 0
+        for r in records:
+            where = (r.actor, r.key_id, r.version, r.digest_of)
+            digest_cost = len(r.digest_hex) + 3
+            group_cost = _GROUP_OVERHEAD + _json_size(r.actor) + _json_size(r.key_id)
+            cost = digest_cost + (group_cost if where not in groups else 0)
+            if groups and size + cost > self._budget:
+                out.append(_details(groups))
+                groups, size = {}, 0
+                cost = digest_cost + group_cost
+            groups.setdefault(where, []).append(r.digest_hex)
+            size += cost
+        out.append(_details(groups))
+        return out
+
+
+def _json_size(text: str) -> int:
+    return len(json.dumps(text, ensure_ascii=False).encode("utf-8"))
+
+
+def _details(groups: dict[tuple[str, str, int, str], list[str]]) -> dict[str, Any]:
+    return {
+        "count": sum(len(d) for d in groups.values()),
+        "groups": [
+            {"actor": a, "key": k, "version": v, "digest_of": of, "digests": digests}
+            for (a, k, v, of), digests in groups.items()
+        ],
+    }

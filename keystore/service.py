@@ -320,8 +320,8 @@ class KeyStore:
         scheme: SignatureScheme | None = None,
     ) -> list[SignResult]:
         """Sign every item with the primary version: one permission and state check, one
-        key lookup, and the signatures audited together (one ``key.sign.batch`` record per
-        up to ``keystore.audit.MAX_BATCH`` of them) before any is returned. All or nothing:
+        key lookup, and the signatures audited together (one ``key.sign.batch`` record, more
+        past a few hundred: see ``keystore.audit``) before any is returned. All or nothing:
         a refusal or a failed item returns no signature."""
         entry = self._entry(key_id)
         info = entry.info

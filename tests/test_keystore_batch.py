@@ -1,5 +1,5 @@
-"""``KeyStore.sign_many``: one check, one lookup, every signature audited in one
-``key.sign.batch`` record (one per ``MAX_BATCH`` signatures) before any is returned."""
+"""``KeyStore.sign_many``: one check, one lookup, every signature audited in one compact
+``key.sign.batch`` record (more only past the details size budget) before any is returned."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from keystore import Algorithm, SignInput
-from keystore.audit import MAX_BATCH, SYSTEM_ACTOR, SignatureAudit, SignatureRecord
+from keystore.audit import SYSTEM_ACTOR, SignatureAudit, SignatureRecord
 from tests.test_keystore import ADMIN, APP, STRANGER, Env, env, request  # noqa: F401
+from trust.audit.encoding import MAX_DETAILS_BYTES, canonical_json
 from trust.errors import Forbidden, KeySuspended
 from trust.keys import SM2PublicKey, load_public_key
 from trust.sm3 import sm3
@@ -60,26 +61,31 @@ def test_one_audit_record_lists_every_signature(env: Env) -> None:  # noqa: F811
         "key.sign.batch",
         "success",
     )
-    assert record.details["signatures"] == [
-        {
-            "actor": APP.id,
-            "key": info.id,
-            "version": 1,
-            "digest": sm3(m).hex(),
-            "digest_of": "message-sm3",
-        }
-        for m in messages
-    ]
+    assert record.details == {
+        "count": 5,
+        "groups": [
+            {
+                "actor": APP.id,
+                "key": info.id,
+                "version": 1,
+                "digest_of": "message-sm3",
+                "digests": [sm3(m).hex() for m in messages],
+            }
+        ],
+    }
 
 
-def test_more_than_max_batch_splits_records(env: Env) -> None:  # noqa: F811
+def test_a_hundred_signatures_are_one_record_and_more_split_by_size(env: Env) -> None:  # noqa: F811
     info = env.store.generate(request(), ADMIN)
-    messages = [f"doc {i}".encode() for i in range(MAX_BATCH + 3)]
+    env.store.sign_many(info.id, [SignInput(b"%d" % i) for i in range(100)], APP)
+    assert [r.details["count"] for r in _sign_records(env)] == [100]
+    messages = [f"doc {i}".encode() for i in range(500)]
     env.store.sign_many(info.id, [SignInput(m) for m in messages], APP)
-    records = _sign_records(env)
-    assert [r.action for r in records] == ["key.sign.batch"] * 2
-    listed = [s["digest"] for r in records for s in r.details["signatures"]]
-    assert sorted(listed) == sorted(sm3(m).hex() for m in messages)
+    records = _sign_records(env)[1:]
+    assert [r.action for r in records] == ["key.sign.batch"] * 3
+    listed = [d for r in records for g in r.details["groups"] for d in g["digests"]]
+    assert listed == [sm3(m).hex() for m in messages]
+    assert sum(r.details["count"] for r in records) == 500
 
 
 def test_refused_batch_signs_nothing(env: Env) -> None:  # noqa: F811
@@ -124,7 +130,8 @@ def _rec(i: int) -> SignatureRecord:
 
 def test_record_many_chunks_and_single_stays_plain() -> None:
     sink = _Sink()
-    audit = SignatureAudit(sink, max_batch=4)
+    # 400 bytes: one group's overhead (about 110) and four 67-byte digests.
+    audit = SignatureAudit(sink, budget=400)
     audit.record_many([])
     assert sink.calls == []
     audit.record_many([_rec(0)])
@@ -135,5 +142,21 @@ def test_record_many_chunks_and_single_stays_plain() -> None:
         (SYSTEM_ACTOR, "key.sign.batch"),
         (SYSTEM_ACTOR, "key.sign.batch"),
     ]
-    sizes = [len(d["signatures"]) for _, _, d in sink.calls[1:] if d is not None]
+    sizes = [d["count"] for _, _, d in sink.calls[1:] if d is not None]
     assert sizes == [4, 4, 2]
+
+
+def test_batch_records_stay_under_the_cap_whatever_the_callers() -> None:
+    """Many groups with long, escaped actor names still fit the audit log's cap."""
+    sink = _Sink()
+    callers = ["\u0001" * 255, "官" * 255] + [f"token:{i:012x}" for i in range(40)]
+    records = [
+        SignatureRecord(
+            callers[i % len(callers)], f"key_{i % 7:024x}", 1 + i % 3, f"{i:096x}", "prehashed"
+        )  # fmt: skip
+        for i in range(2_000)
+    ]
+    SignatureAudit(sink, max_group=2_000).record_many(records)
+    sizes = [len(canonical_json(d)) for _, _, d in sink.calls]
+    assert len(sizes) > 1 and max(sizes) <= MAX_DETAILS_BYTES
+    assert sum(d["count"] for _, _, d in sink.calls if d is not None) == 2_000

@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from trust.audit.encoding import (
@@ -189,6 +189,18 @@ _RECORD_COLUMNS = (
 )
 
 
+# Built once: building and cache-keying these per append cost more than the SQL itself.
+_HEAD_FOR_UPDATE = (
+    select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1).with_for_update()
+)
+_INSERT_RECORD = insert(audit_record)
+_MOVE_HEAD = (
+    update(audit_head)
+    .where(audit_head.c.id == 1)
+    .values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
+)
+
+
 def _entry(row: _Row) -> AuditEntry:
     return AuditEntry(
         seq=row.seq,
@@ -274,11 +286,7 @@ class AuditLog:
                     # pysqlite would begin DEFERRED and could fail to upgrade to a write
                     # lock later; IMMEDIATE takes it now, waiting up to busy_timeout.
                     conn.exec_driver_sql("BEGIN IMMEDIATE")
-                head = conn.execute(
-                    select(audit_head.c.seq, audit_head.c.hash)
-                    .where(audit_head.c.id == 1)
-                    .with_for_update()
-                ).one()
+                head = conn.execute(_HEAD_FOR_UPDATE).one()
                 yield conn, head.seq, bytes(head.hash)
                 conn.commit()
         except OperationalError as exc:
@@ -339,22 +347,21 @@ class AuditLog:
                 hash=digest,
             )
             conn.execute(
-                insert(audit_record).values(
-                    seq=seq,
-                    recorded_at=time,
-                    actor=actor,
-                    action=action,
-                    target=target,
-                    outcome=outcome_value,
-                    request_id=request_id,
-                    details=details_json,
-                    prev_hash=head_hash,
-                    hash=digest,
-                )
+                _INSERT_RECORD,
+                {
+                    "seq": seq,
+                    "recorded_at": time,
+                    "actor": actor,
+                    "action": action,
+                    "target": target,
+                    "outcome": outcome_value,
+                    "request_id": request_id,
+                    "details": details_json,
+                    "prev_hash": head_hash,
+                    "hash": digest,
+                },
             )
-            conn.execute(
-                update(audit_head).where(audit_head.c.id == 1).values(seq=seq, hash=digest)
-            )
+            conn.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": digest})
             if self._signer is not None and seq % self._every == 0:
                 self._periodic_checkpoint(conn, self._signer, seq, digest)
         return entry
