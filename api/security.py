@@ -36,6 +36,7 @@ from api import idempotency
 from api.deps import Services, get_services
 from api.middleware import route_template
 from trust.auth import Principal, Role
+from trust.coordination.memory import MemoryCoordination
 from trust.errors import Forbidden, RateLimited, Unauthenticated
 from trust.settings import Settings
 
@@ -86,7 +87,11 @@ class Guard:
         bearer = _bearer(request)
         if bearer is not None:
             try:
-                principal = await run_in_threadpool(services.auth.authenticate, bearer)
+                # A token verified within the last second is checked in memory (hash and
+                # expiry); anything else reads the database, off the event loop.
+                principal = services.auth.authenticate_cached(bearer)
+                if principal is None:
+                    principal = await run_in_threadpool(services.auth.authenticate, bearer)
             except Unauthenticated:
                 await _limit(services, f"ip:{ip}")
                 raise
@@ -191,12 +196,12 @@ def _bearer(request: Request) -> str | None:
 
 async def _limit(services: Services, client: str) -> None:
     settings = services.settings
-    decision = await run_in_threadpool(
-        services.coordination.hit,
-        f"ratelimit:{client}",
-        settings.rate_limit_requests,
-        settings.rate_limit_window_seconds,
-    )
+    args = (f"ratelimit:{client}", settings.rate_limit_requests, settings.rate_limit_window_seconds)
+    if isinstance(services.coordination, MemoryCoordination):
+        # In-process counting never blocks: a thread-pool hop would cost more than the count.
+        decision = services.coordination.hit(*args)
+    else:
+        decision = await run_in_threadpool(services.coordination.hit, *args)
     if not decision.allowed:
         raise RateLimited(
             f"more than {settings.rate_limit_requests} requests in "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import stat
+import time
 from datetime import timedelta
 
 import pytest
@@ -46,7 +47,8 @@ def test_token_format_has_256_bit_secret_and_public_id() -> None:
     assert fmt.parse("trst_zz_abc") is None
     assert fmt.parse(token + "x") is None
     assert fmt.hash_matches(token, fmt.token_hash(token))
-    assert not fmt.hash_matches(token, fmt.token_hash(token[:-1] + "A"))
+    other = token[:-1] + ("A" if token[-1] != "A" else "B")  # never the token itself
+    assert not fmt.hash_matches(token, fmt.token_hash(other))
 
 
 def test_grant_narrowing() -> None:
@@ -121,6 +123,49 @@ def test_expiry(service: AuthService, clock: FakeClock) -> None:
         service.create_token([Grant(Role.verifier)], actor="cli", expires_at=clock.now())
     with pytest.raises(BadRequest):
         service.create_token([], actor="cli")
+
+
+def test_verified_token_cache(service: AuthService, clock: FakeClock) -> None:
+    """Hits need the right secret and an unexpired token; a revocation here drops the entry
+    at once, one made by another process (another AuthService) within the cache TTL."""
+    here = AuthService(service._db, clock, cache_ttl=0.3)
+    elsewhere = AuthService(service._db, clock)
+    issued = here.create_token(
+        [Grant(Role.signer)], actor="cli", expires_at=clock.now() + timedelta(hours=1)
+    )
+    assert here.authenticate_cached(issued.token) is None  # never verified yet
+    principal = here.authenticate(issued.token)
+    assert here.authenticate_cached(issued.token) == principal
+    wrong = issued.token[:-1] + ("A" if issued.token[-1] != "A" else "B")
+    assert here.authenticate_cached(wrong) is None
+    assert here.authenticate_cached("not a token") is None
+
+    elsewhere.revoke(issued.info.id, actor="cli")
+    assert here.authenticate_cached(issued.token) == principal  # until the entry is 0.3 s old
+    time.sleep(0.35)
+    assert here.authenticate_cached(issued.token) is None
+    with pytest.raises(TokenRevoked):
+        here.authenticate(issued.token)
+
+    second = here.create_token(
+        [Grant(Role.signer)], actor="cli", expires_at=clock.now() + timedelta(minutes=30)
+    )
+    here.authenticate(second.token)
+    here.revoke(second.info.id, actor="cli")
+    assert here.authenticate_cached(second.token) is None  # revoked here: gone at once
+
+    third = here.create_token(
+        [Grant(Role.signer)], actor="cli", expires_at=clock.now() + timedelta(seconds=30)
+    )
+    here.authenticate(third.token)
+    clock.advance(timedelta(seconds=30))
+    assert here.authenticate_cached(third.token) is None  # expired: authenticate says so
+    with pytest.raises(TokenExpired):
+        here.authenticate(third.token)
+    off = AuthService(service._db, clock, cache_ttl=0)
+    fourth = off.create_token([Grant(Role.signer)], actor="cli")
+    off.authenticate(fourth.token)
+    assert off.authenticate_cached(fourth.token) is None
 
 
 def test_first_admin_once(service: AuthService, tmp_path, clock: FakeClock) -> None:

@@ -3,11 +3,20 @@
 Authentication is one indexed read by the token's public id and a constant-time
 compare of SM3 hashes. Checks run in this order so that a caller without the
 secret learns nothing about a token id: format, hash, then revocation and expiry.
+
+``authenticate_cached`` answers from the tokens verified in the last ``cache_ttl``
+seconds (default 1 s) without the database: it still hashes the presented token and
+compares it in constant time with the stored hash, and checks expiry. A revocation
+made in this process drops the entry at once; one made elsewhere (another worker,
+``trustctl tokens revoke``) takes effect here within ``cache_ttl``, with or without
+a coordination backend, because entries are never refreshed, only re-read.
 """
 
 from __future__ import annotations
 
 import os
+import threading
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -29,6 +38,7 @@ from trust.errors import BadRequest, NotFound, TokenExpired, TokenRevoked, Unaut
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 MAX_LABEL_LEN = 200
+_MAX_VERIFIED = 10_000  # cached tokens before expired entries are swept
 MAX_GRANTS = 20
 
 # Compared against when the token id is unknown, so that the reply takes as long.
@@ -79,11 +89,32 @@ class IssuedToken:
     token: str
 
 
+@dataclass(frozen=True)
+class _Verified:
+    """A token that passed ``authenticate``, remembered until ``until`` (monotonic)."""
+
+    until: float
+    secret_hash: bytes
+    principal: Principal
+    expires_at: datetime | None
+    last_used_at: datetime
+
+
 class AuthService:
-    def __init__(self, db: Database, clock: Clock, audit: AuditSink | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        audit: AuditSink | None = None,
+        *,
+        cache_ttl: float = 1.0,
+    ) -> None:
         self._db = db
         self._clock = clock
         self._audit = audit
+        self._cache_ttl = cache_ttl
+        self._verified: dict[str, _Verified] = {}
+        self._verified_lock = threading.Lock()
 
     @property
     def clock(self) -> Clock:
@@ -171,12 +202,32 @@ class AuthService:
                 .values(revoked_at=now)
             )
             changed = cast(CursorResult[Any], result).rowcount
+        self._forget(token_id)
         info = self.get_token(token_id)
         if changed:
             self._record(actor, "token.revoke", token_id, request_id, {"label": info.label})
         return info
 
     # --- authentication -------------------------------------------------------
+
+    def authenticate_cached(self, token: str) -> Principal | None:
+        """The principal of a token verified within ``cache_ttl``, checked against its
+        stored hash and expiry without the database; None when ``authenticate`` must
+        decide (not cached, entry too old, expired, or ``last_used_at`` due)."""
+        parsed = tokens.parse(token)
+        if parsed is None:
+            return None
+        entry = self._verified.get(parsed.token_id)  # a dict read is atomic: no lock here
+        if entry is None or entry.until <= time.monotonic():
+            return None
+        if not tokens.hash_matches(token, entry.secret_hash):
+            return None  # authenticate answers, so a wrong secret costs the same as before
+        now = self._clock.now()
+        if entry.expires_at is not None and entry.expires_at <= now:
+            return None
+        if now - entry.last_used_at >= LAST_USED_RESOLUTION:
+            return None
+        return entry.principal
 
     def authenticate(self, token: str) -> Principal:
         parsed = tokens.parse(token)
@@ -196,11 +247,36 @@ class AuthService:
             if row.expires_at is not None and row.expires_at <= now:
                 raise TokenExpired(f"token {row.id} expired")
             grants = _grants_by_token(conn, [row.id]).get(row.id, ())
-            if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
+            last_used = row.last_used_at
+            if last_used is None or now - last_used >= LAST_USED_RESOLUTION:
                 conn.execute(
                     update(auth_token).where(auth_token.c.id == row.id).values(last_used_at=now)
                 )
-        return Principal(row.id, row.label, tuple(grants))
+                last_used = now
+        principal = Principal(row.id, row.label, tuple(grants))
+        if self._cache_ttl > 0:
+            entry = _Verified(
+                time.monotonic() + self._cache_ttl,
+                bytes(row.secret_hash),
+                principal,
+                row.expires_at,
+                last_used,
+            )
+            with self._verified_lock:
+                self._verified[row.id] = entry
+                if len(self._verified) > _MAX_VERIFIED:
+                    self._prune()
+        return principal
+
+    def _forget(self, token_id: str) -> None:
+        with self._verified_lock:
+            self._verified.pop(token_id, None)
+
+    def _prune(self) -> None:
+        """Drop expired entries (under the lock); the cache holds at most one per live token."""
+        now = time.monotonic()
+        for token_id in [k for k, v in self._verified.items() if v.until <= now]:
+            del self._verified[token_id]
 
     # --- the first admin --------------------------------------------------------
 
