@@ -170,9 +170,17 @@ def test_ecdsa_stamp_with_timestamp_from_the_service_tsa(
 ) -> None:
     s = seal_signer(KeyAlgorithm.ECDSA_P256)
     tsa_root = tsa_chain(KeyAlgorithm.ECDSA_P256)[0]
-    options = StampOptions(chain=s.chain, timestamp=tsa_function(sqlite_url), timestamp_mode=mode)
+    issue, requests = tsa_function(sqlite_url), []
+
+    def counted(hash_algorithm: str, digest: bytes) -> bytes:
+        requests.append(hash_algorithm)
+        return issue(hash_algorithm, digest)
+
+    options = StampOptions(chain=s.chain, timestamp=counted, timestamp_mode=mode)
     result = stamp_pdf(make_pdf(), s.signer, make_seal(), PLACE, options)
     assert result.level is PadesLevel.B_T
+    # One token per signature timestamp; pyHanko sizes a document timestamp with a dummy.
+    assert requests == ["sha256"] * (1 if mode is TimestampMode.SIGNATURE else 2)
 
     reports = verify_pdf(result.pdf, anchors=[s.root, tsa_root])
     assert all(r.report.indication is Indication.TOTAL_PASSED for r in reports), reports

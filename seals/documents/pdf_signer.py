@@ -94,8 +94,8 @@ def _signature_size_bound(certificate: x509.Certificate) -> int:
 class CallableTimeStamper(TimeStamper):
     """A pyHanko ``TimeStamper`` that asks ``issue`` (the service's TSA) for each token.
 
-    pyHanko calls it once with a dummy digest per hash algorithm to size the signature
-    container; that is a real token from ``issue`` too."""
+    Where pyHanko sizes a container itself (document timestamps) it first asks once per
+    hash algorithm with a dummy digest; that is a real token from ``issue`` too."""
 
     def __init__(self, issue: TimestampFunction) -> None:
         super().__init__(include_nonce=False)
