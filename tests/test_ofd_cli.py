@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -31,9 +32,7 @@ def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
 
 def test_stamp_and_verify(cli: CliRunner, tmp_path: Path) -> None:
     run(cli, "init")
-    # The CLI stamps on the system clock with a whole-second timeInfo: the seal must be
-    # active before that second began, or its status at signing time is "not active".
-    clock = FakeClock(datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=2))
+    clock = FakeClock(datetime.now(UTC))  # the CLI runs on the system clock
     services = build_services(get_settings(), clock=clock)
     try:
         seals = service_seal_env(services, clock)
@@ -41,6 +40,9 @@ def test_stamp_and_verify(cli: CliRunner, tmp_path: Path) -> None:
         esid = seals.active_seal(signer)
     finally:
         services.close()
+    # The CLI's stamp has a whole-second timeInfo: stamping in the second the seal became
+    # active would date the stamp before the activation.
+    time.sleep(1.05 - datetime.now(UTC).microsecond / 1e6)
     document = tmp_path / "notice.ofd"
     document.write_bytes(make_ofd(2))
     out = run(
