@@ -26,6 +26,7 @@ from seals.documents.pdf_stamp import (
     stamp_pdf,
 )
 from seals.documents.pdf_verify import verify_pdf
+from tests.ca_support import openssl_output, run_openssl, write
 from tests.pdf_support import (
     make_pdf,
     make_seal,
@@ -336,3 +337,25 @@ def test_sm2_in_pkcs7_content_types_verifies_through_pyhanko_with_the_sm2_plugin
     # pyHanko's path (its checks, not verify_cms's), with SM2SignatureValidator inside.
     assert report.report.check("format").message.startswith("CMS SignedData, sm3")
     assert report.report.indication is Indication.TOTAL_PASSED, report.report.checks
+
+
+@pytest.mark.openssl_cli
+@pytest.mark.parametrize("algorithm", [KeyAlgorithm.ECDSA_P256, KeyAlgorithm.RSA_2048])
+def test_openssl_cms_verifies_the_signature_over_the_byte_ranges(
+    algorithm: KeyAlgorithm, tmp_path: Path
+) -> None:
+    """A second independent check: ``openssl cms -verify`` over the signed byte ranges."""
+    s = seal_signer(algorithm)
+    pdf = stamp_pdf(make_pdf(), s.signer, make_seal(), PLACE, StampOptions(chain=s.chain)).pdf
+    _, sig = _signature_dict(pdf)
+    _, _, _, header, body, _ = parser.parse(bytes(sig["/Contents"]))
+    a, b, c, d = (int(v) for v in sig["/ByteRange"])
+    cms_file = write(tmp_path / "sig.der", header + body)
+    content = write(tmp_path / "signed.bin", pdf[a : a + b] + pdf[c : c + d])
+    root = write(tmp_path / "root.pem", pem.armor("CERTIFICATE", s.root.dump()))
+    args = ("cms", "-verify", "-binary", "-inform", "DER", "-in", cms_file)
+    args += ("-content", content, "-CAfile", root, "-purpose", "any", "-out", tmp_path / "o")
+    assert "Verification successful" in run_openssl(*args)
+    write(tmp_path / "signed.bin", pdf[a : a + b] + bytes([pdf[c] ^ 1]) + pdf[c + 1 : c + d])
+    rc, out = openssl_output(*args)
+    assert rc != 0, out
