@@ -222,6 +222,8 @@ def test_second_seal_keeps_the_first_valid() -> None:
         (Placement(1, 190, 10), StampOutsidePage),  # 190 + 40 mm > 210 mm wide
         (Placement(1, 10, 270), StampOutsidePage),  # 270 + 40 mm > 297 mm high
         (Placement(1, -1, 10), StampOutsidePage),
+        (Placement(1, float("nan"), 10), StampOutsidePage),
+        (Placement(1, 10, float("inf")), StampOutsidePage),
     ],
 )
 def test_placement_outside_the_document_is_refused(

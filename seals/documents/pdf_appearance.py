@@ -9,6 +9,7 @@ points (1/72 inch). Pages count from 1.
 from __future__ import annotations
 
 import io
+import math
 from dataclasses import dataclass
 from urllib.parse import quote, unquote
 
@@ -90,6 +91,9 @@ def field_box(
     count = int(reader.root["/Pages"]["/Count"])
     if not 1 <= placement.page <= count:
         raise DocumentPageNotFound(f"page {placement.page} of a {count}-page document")
+    numbers = (placement.x_mm, placement.y_mm, seal.width_mm, seal.height_mm)
+    if not all(math.isfinite(n) for n in numbers) or min(seal.width_mm, seal.height_mm) <= 0:
+        raise StampOutsidePage(f"stamp position and size must be finite and positive: {numbers}")
     left, bottom, right, top = _media_box(reader, placement.page - 1)
     width, height = seal.width_mm * POINTS_PER_MM, seal.height_mm * POINTS_PER_MM
     x1 = left + placement.x_mm * POINTS_PER_MM
