@@ -14,6 +14,7 @@ from tests.api_support import ApiEnv, make_env
 from tests.signers_support import api_hierarchy, api_signer, operator_headers
 from tests.test_api_keys import b64, problem
 from tests.tsa_support import authority
+from timestamp.verify import verify_token
 from trust.auth import Grant, Role
 from trust.cms import verify_signed_data
 from trust.cms.algorithms import digest
@@ -267,3 +268,25 @@ def test_cms_with_signature_timestamp(env: ApiEnv, operator: dict[str, str]) -> 
         tst = tsp.TSTInfo.load(token["content"]["encap_content_info"]["content"].parsed.dump())
         imprint = tst["message_imprint"]
         assert imprint["hashed_message"].native == digest(hash_name, si["signature"].native)
+        checked = verify_token(token.dump(), data=si["signature"].native)
+        assert checked.ok and checked.imprint_ok and checked.hash_algorithm == hash_name
+
+
+def test_service_verifier_passes_our_cms(env: ApiEnv, sm2_signer: dict[str, Any]) -> None:
+    """The verification route (another implementation path: pyhanko-certvalidator) gives
+    TOTAL_PASSED for an SM2 CMS of ours up to the service's own root."""
+    sid = sm2_signer["id"]
+    r = env.client.post(
+        f"/v1/signers/{sid}/cms",
+        json={"data_b64": b64(b"doc"), "detached": True, "include_chain": True},
+        headers=_user(env, sid),
+    )
+    verifier = env.headers(Grant(Role.verifier))
+    body = {"cms_b64": r.json()["cms_b64"], "data_b64": b64(b"doc")}
+    report = env.client.post("/v1/verify/cms", json=body, headers=verifier)
+    assert report.status_code == 200, report.text
+    assert report.json()["indication"] == "TOTAL_PASSED", report.json()
+    tampered = env.client.post(
+        "/v1/verify/cms", json={**body, "data_b64": b64(b"dox")}, headers=verifier
+    )
+    assert tampered.json()["indication"] == "TOTAL_FAILED"

@@ -70,3 +70,109 @@ def test_openssl_cms_verify(
         bad = write(tmp / "bad.txt", CONTENT + b"x")
         code, text = openssl_output(*args[:-2], "-content", bad, "-out", out)
         assert code != 0 and "content verify error" in text
+
+
+def test_certificate_from_an_openssl_ca_is_imported_and_its_cms_verifies(tmp_path: Path) -> None:
+    """Accepting theirs: a certificate an independent CA (the openssl CLI) issued for a
+    key-store key is imported with its chain; our CMS then verifies up to that CA."""
+    env = make_env(tmp_path)
+    headers = operator_headers(env)
+    key = env.client.post(
+        "/v1/keys",
+        json={"algorithm": "ECDSA-P256", "purpose": "sign", "label": "k"},
+        headers=headers,
+    ).json()["id"]
+    public = write(
+        tmp_path / "pub.pem", env.client.get(f"/v1/keys/{key}/public", headers=headers).content
+    )
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    run_openssl(
+        "req",
+        "-x509",
+        *ec,
+        "-keyout",
+        tmp_path / "ca.key",
+        "-out",
+        tmp_path / "ca.pem",
+        "-subj",
+        "/CN=External Root",
+        "-days",
+        "30",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign",
+    )
+    run_openssl(
+        "req",
+        "-new",
+        *ec,
+        "-keyout",
+        tmp_path / "x.key",
+        "-subj",
+        "/CN=Imported",
+        "-out",
+        tmp_path / "x.csr",
+    )
+    write(
+        tmp_path / "ext.cnf",
+        "keyUsage=critical,digitalSignature,nonRepudiation\nextendedKeyUsage=emailProtection\n",
+    )
+    run_openssl(
+        "x509",
+        "-req",
+        "-in",
+        tmp_path / "x.csr",
+        "-force_pubkey",
+        public,
+        "-CA",
+        tmp_path / "ca.pem",
+        "-CAkey",
+        tmp_path / "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "30",
+        "-extfile",
+        tmp_path / "ext.cnf",
+        "-out",
+        tmp_path / "cert.pem",
+    )
+    body = {
+        "label": "imported",
+        "key_id": key,
+        "certificate_pem": (tmp_path / "cert.pem").read_text(),
+        "chain_pem": (tmp_path / "ca.pem").read_text(),
+    }
+    created = env.client.post("/v1/signers", json=body, headers=headers)
+    assert created.status_code == 201, created.text
+    assert created.json()["source"] == "imported"
+    sid = created.json()["id"]
+    r = env.client.post(
+        f"/v1/signers/{sid}/cms",
+        json={"data_b64": b64(CONTENT), "include_chain": True},
+        headers=env.headers(Grant(Role.signer)),
+    )
+    p7 = write(tmp_path / "x.p7", base64.b64decode(r.json()["cms_b64"]))
+    out = tmp_path / "out.bin"
+    run_openssl(
+        "cms",
+        "-verify",
+        "-binary",
+        "-inform",
+        "DER",
+        "-in",
+        p7,
+        "-CAfile",
+        tmp_path / "ca.pem",
+        "-out",
+        out,
+    )
+    assert out.read_bytes() == CONTENT
+
+    other = env.client.post(
+        "/v1/keys",
+        json={"algorithm": "ECDSA-P256", "purpose": "sign", "label": "k2"},
+        headers=headers,
+    ).json()["id"]
+    refused = env.client.post("/v1/signers", json={**body, "key_id": other}, headers=headers)
+    assert refused.status_code == 400 and refused.json()["code"] == "signer_certificate_mismatch"
