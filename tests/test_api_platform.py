@@ -194,7 +194,7 @@ def test_rate_limit_per_token_and_ip(tmp_path) -> None:  # type: ignore[no-untyp
 def test_readyz_and_healthz(env: ApiEnv) -> None:
     assert env.client.get("/healthz").json() == {"status": "ok"}
     r = env.client.get("/readyz")
-    assert r.status_code == 200 and r.json()["checks"] == {"database": "ok"}
+    assert r.status_code == 200 and r.json()["checks"] == {"database": "ok", "tsa_clock": "ok"}
 
 
 def test_readyz_503_when_database_gone(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -7,10 +7,11 @@ from typing import Literal
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
 from starlette.responses import Response
 
 from api import metrics
-from api.deps import CoordinationDep, DatabaseDep, SettingsDep
+from api.deps import CoordinationDep, DatabaseDep, SettingsDep, get_services
 from api.errors import problem_responses
 from api.security import operations
 from trust.errors import ServiceUnavailable, TrustError
@@ -27,7 +28,12 @@ class Health(BaseModel):
 class Readiness(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
-            "examples": [{"status": "ready", "checks": {"database": "ok", "redis": "ok"}}]
+            "examples": [
+                {
+                    "status": "ready",
+                    "checks": {"database": "ok", "redis": "ok", "tsa_clock": "ok"},
+                }
+            ]
         }
     )
 
@@ -42,12 +48,12 @@ def healthz() -> Health:
 
 @router.get(
     "/readyz",
-    summary="Database (and Redis, if configured) reachable",
+    summary="Database (and Redis, if configured) reachable, TSA clock synchronised",
     response_model=Readiness,
     responses=problem_responses(503),
 )
 async def readyz(
-    settings: SettingsDep, database: DatabaseDep, coordination: CoordinationDep
+    request: Request, settings: SettingsDep, database: DatabaseDep, coordination: CoordinationDep
 ) -> Readiness:
     checks: dict[str, str] = {}
     probes = {"database": database.ping}
@@ -59,6 +65,9 @@ async def readyz(
             checks[name] = "ok"
         except Exception as exc:  # a probe must report, never turn readiness into a 500
             checks[name] = exc.code if isinstance(exc, TrustError) else "unavailable"
+    # The TSA answers timeNotAvailable while its clock is unsynchronised: not ready.
+    synchronised = get_services(request).tsa_clock_health().synchronised()
+    checks["tsa_clock"] = "ok" if synchronised else "unsynchronised"
     failed = sorted(name for name, result in checks.items() if result != "ok")
     if failed:
         raise ServiceUnavailable(f"not ready: {', '.join(failed)}", failed=failed, checks=checks)
