@@ -393,3 +393,31 @@ def test_sync_validate_inside_a_running_loop_and_from_threads(tongsuo):
     for t in threads:
         t.join()
     assert results == [True] * 4
+
+
+def test_results_are_reused_within_a_second_and_new_inputs_are_seen(pki):
+    """The result cache: same inputs a moment later reuse the result (with the new time);
+    another CRL is another key; past the window the path is validated again."""
+    expiry = pki.leaf.cert.not_valid_after_utc
+    clock = FakeClock(expiry - timedelta(milliseconds=600))
+    validator = PathValidator([pki.root.der], clock=clock)
+    issued = expiry - timedelta(days=1)
+    good = [pyca_crl(pki.sub, this_update=issued), _root_crl(pki, issued)]
+    revoked = [
+        pyca_crl(pki.sub, [(pki.leaf, REVOKED_AT)], this_update=issued),
+        _root_crl(pki, issued),
+    ]
+
+    def run(crls):
+        return validator.validate(
+            PathRequest(pki.leaf.der, [pki.sub.der], crls=crls, revocation_mode="soft-fail")
+        )
+
+    first = run(good)
+    assert first.ok
+    clock.set(expiry - timedelta(milliseconds=100))
+    again = run(good)
+    assert again.ok and again.validation_time == clock.now() != first.validation_time
+    assert run(revoked).failure.sub_indication is SubIndication.REVOKED
+    clock.set(expiry + timedelta(seconds=2))
+    assert run(good).failure.sub_indication is SubIndication.EXPIRED

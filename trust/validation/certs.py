@@ -146,6 +146,13 @@ def serial_hex(serial: int) -> str:
 
 
 def certificate_info(cert: x509.Certificate, *, trust_anchor: bool = False) -> CertificateInfo:
+    return _certificate_info(cert.dump(), trust_anchor)
+
+
+@functools.lru_cache(maxsize=1024)
+def _certificate_info(der: bytes, trust_anchor: bool) -> CertificateInfo:
+    # Several per report (signer, chain, evidence): names as text are slow to build.
+    cert = _certificate(der)
     validity = cert["tbs_certificate"]["validity"]
     return CertificateInfo(
         subject=name_text(cert.subject),

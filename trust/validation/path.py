@@ -29,6 +29,13 @@ which certificate). No path to an anchor is ``NO_CERTIFICATE_CHAIN_FOUND``; miss
 stale revocation data ``TRY_LATER``; other RFC 5280 failures (CA flag, key usage, name or
 policy constraints, unknown critical extensions) ``CHAIN_CONSTRAINTS_FAILURE``.
 
+Result cache ("chain cached"). A result depends on its inputs (certificate, others,
+anchors, CRLs, OCSP responses, mode, kind, backend, tolerance) and the time; for
+current-time validations the same inputs less than ``CACHE_WINDOW`` (1 s) apart reuse the
+result with the new time (only a validity or nextUpdate boundary inside that second could
+change it), point-in-time ones reuse it for the same ``at``. A revocation changes the
+service's CRL, hence the key, so it is seen at once. Bounded LRU, shared by threads.
+
 Supplied revocation data. certvalidator's soft-fail and hard-fail modes consult CRLs and
 OCSP responses only for certificates that name a CRL distribution point or OCSP
 location, so a CRL handed in that revokes a certificate naming neither would be ignored
@@ -52,16 +59,19 @@ async code should ``await validate_async`` instead.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Coroutine, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, TypeVar
 
 from asn1crypto import crl, keys, ocsp, x509
+from asn1crypto.core import Asn1Value
 from cryptography.exceptions import InvalidSignature as PycaInvalidSignature
 from cryptography.hazmat.primitives import hashes
 from pyhanko_certvalidator import CertificateValidator, ValidationContext
@@ -276,14 +286,44 @@ class PathValidator:
         return run_sync(self.validate_async(request))
 
     async def validate_async(self, request: PathRequest) -> PathResult:
+        point_in_time = request.at is not None
+        moment = request.at if request.at is not None else self._clock.now()
+        if moment.utcoffset() is None:
+            raise ValidationFailed("the validation time must carry a time zone")
+        key = self._cache_key(request, moment if point_in_time else None)
+        cached = _RESULTS.get(key, moment)
+        if cached is not None:
+            return cached
+        result = await self._validate(request, moment)
+        _RESULTS.put(key, moment, result)
+        return result
+
+    def _cache_key(self, request: PathRequest, at: datetime | None) -> bytes:
+        """Everything a result depends on but the current time (module docstring)."""
+        digest = hashlib.sha256()
+        fixed = (
+            f"{RevocationMode(request.revocation_mode)}|{request.for_signature}|"
+            f"{at.isoformat() if at else '-'}|{id(self._sm2_backend)}|{self._time_tolerance}"
+        )
+        digest.update(fixed.encode())
+        for group in (
+            self._anchors,
+            (request.certificate,),
+            request.intermediates,
+            request.crls,
+            request.ocsps,
+        ):
+            digest.update(b"|group")
+            for item in sorted(_der(x) for x in group):
+                digest.update(len(item).to_bytes(8, "big") + item)
+        return digest.digest()
+
+    async def _validate(self, request: PathRequest, moment: datetime) -> PathResult:
         target = load_certificate(request.certificate)
         others = [load_certificate(c) for c in request.intermediates]
         crls = [load_crl(c) for c in request.crls]
         ocsps = [load_ocsp_response(o) for o in request.ocsps]
         point_in_time = request.at is not None
-        moment = request.at if request.at is not None else self._clock.now()
-        if moment.utcoffset() is None:
-            raise ValidationFailed("the validation time must carry a time zone")
         mode = RevocationMode(request.revocation_mode)
 
         for policy in _policies(mode, bool(crls or ocsps)):
@@ -382,6 +422,42 @@ async def _attempt(
     return path, None, None
 
 
+def _der(item: bytes | Asn1Value) -> bytes:
+    return item if isinstance(item, bytes) else item.dump()
+
+
+class _ResultCache:
+    """Path results by input, reused for current-time validations less than
+    ``CACHE_WINDOW`` apart (module docstring)."""
+
+    def __init__(self, size: int = 1024) -> None:
+        self._size = size
+        self._entries: OrderedDict[bytes, tuple[datetime, PathResult]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: bytes, moment: datetime) -> PathResult | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            self._entries.move_to_end(key)
+        when, result = entry
+        if result.point_in_time:
+            return result
+        if abs(moment - when) > CACHE_WINDOW:
+            return None
+        return replace(result, validation_time=moment)
+
+    def put(self, key: bytes, moment: datetime, result: PathResult) -> None:
+        with self._lock:
+            self._entries[key] = (moment, result)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+
+
+CACHE_WINDOW = timedelta(seconds=1)
+_RESULTS = _ResultCache()
 _thread_loop = threading.local()
 
 

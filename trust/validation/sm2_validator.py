@@ -10,6 +10,8 @@ own validator. Failures are reported the way certvalidator expects them:
 
 from __future__ import annotations
 
+import functools
+
 from asn1crypto import algos
 from asn1crypto.keys import PublicKeyInfo
 from cryptography.exceptions import InvalidSignature as PycaInvalidSignature
@@ -23,7 +25,7 @@ from pyhanko_certvalidator.sig_validate import (
 
 from trust import oids
 from trust.errors import TrustError
-from trust.keys import SM2PublicKey, load_public_key
+from trust.keys import PublicKey, SM2PublicKey, load_public_key
 from trust.sm2.backend import DEFAULT_SIGNER_ID, SM2Backend
 
 SM2_SIGNATURE_OIDS = frozenset({oids.SM3_WITH_SM2, oids.SM2_SIGN})
@@ -35,10 +37,17 @@ def is_sm2_signature_algorithm(algorithm: algos.SignedDigestAlgorithm) -> bool:
 
 def sm2_key_from_info(info: PublicKeyInfo, backend: SM2Backend | None = None) -> SM2PublicKey:
     """The SM2 key of a SubjectPublicKeyInfo; any ``TrustError`` if it is not one."""
-    key = load_public_key(info.dump(), sm2_backend=backend)
+    key = _sm2_key(info.dump(), backend)  # type: ignore[arg-type]  # hashed by identity
     if not isinstance(key, SM2PublicKey):
         raise TrustError(f"{key.algorithm} key cannot verify an SM2 signature")
     return key
+
+
+@functools.lru_cache(maxsize=256)
+def _sm2_key(spki: bytes, backend: SM2Backend | None) -> PublicKey:
+    # The same CA keys verify every path: loading one (point checks, an EVP key) costs
+    # as much as a verification. Keys are immutable and safe to share between threads.
+    return load_public_key(spki, sm2_backend=backend)
 
 
 class SM2SignatureValidator(SignatureValidator):
