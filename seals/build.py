@@ -176,7 +176,7 @@ def _encode(spec: type[_V], value: Any, what: str) -> bytes:
     return der
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=64)  # keys are whole seals (pictures up to 256 KiB)
 def _check_v4_seal(seal: bytes) -> None:
     """A v4 SESeal in canonical DER; remembered, since one seal is embedded in many stamps."""
     parsed = _strict(v4.SESeal, seal, "SESeal")

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from enum import IntEnum
+from functools import lru_cache
 from typing import TypeVar
 
 from asn1crypto import core
@@ -150,6 +151,7 @@ def parse_signature(data: bytes) -> ParsedSealSignature:
 # --- seals -----------------------------------------------------------------------
 
 
+@lru_cache(maxsize=64)  # keys are whole seals (pictures up to 256 KiB)
 def _seal_v4_family(data: bytes, version: SealVersion) -> ParsedSeal:
     elements = raw.children(data)
     if version is SealVersion.V4 and len(elements) != 4:
@@ -301,7 +303,7 @@ def _signature_v4_family(data: bytes, version: SealVersion) -> ParsedSealSignatu
     elements = raw.children(data)
     tbs_der = elements[0]
     spec: type[core.Sequence] = v4.SESSignature if version is SealVersion.V4 else v5.SESSignature
-    signature = _load(spec, data)
+    signature = _load_signature(spec, data)
     tbs = signature["to_sign"]
     deviations: list[str] = []
     ext = _tagged_or_not(tbs, "ext_datas", "ext_datas_untagged", deviations)
@@ -376,6 +378,25 @@ def _malformed(what: str) -> Iterator[None]:
 
 def _load(spec: type[_V], data: bytes) -> _V:
     return parse_all(spec.load(data, strict=True))
+
+
+def _load_signature(spec: type[core.Sequence], data: bytes) -> core.Sequence:
+    """A v4/v5 SES_Signature parsed in full except its embedded seal, which
+    ``_seal_v4_family`` parses (once per seal: verifiers see one seal in many stamps)."""
+    signature = spec.load(data, strict=True)
+    if len(signature) != len(signature._fields):
+        raise ValueError(f"{spec.__name__} has elements its definition lacks")
+    for name, *_ in signature._fields:
+        if name != "to_sign":
+            parse_all(signature[name])
+            continue
+        tbs = signature[name]
+        if len(tbs) != len(tbs._fields):
+            raise ValueError(f"{type(tbs).__name__} has elements its definition lacks")
+        for field_name, *_ in tbs._fields:
+            if field_name != "eseal":
+                parse_all(tbs[field_name])
+    return signature
 
 
 def _tagged_or_not(
