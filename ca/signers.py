@@ -57,6 +57,10 @@ PROFILES: Mapping[str, CmsProfile] = {p.name: p for p in (GMT0010, RFC5652)}
 _BINDABLE = frozenset({Purpose.SIGN, Purpose.SEAL})
 _UNBINDABLE_STATES = frozenset({KeyState.COMPROMISED, KeyState.DESTROYED, KeyState.DEACTIVATED})
 
+_T = TypeVar("_T")
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
 # (digest algorithm name, digest of the signature value) -> DER TimeStampToken.
 Timestamper = Callable[[str, bytes], bytes]
 
@@ -172,17 +176,9 @@ class SignerRegistry:
     # --- registry ------------------------------------------------------------------
 
     def create(self, request: CreateSignerRequest, actor: Actor) -> SignerInfo:
-        try:
-            info = self._create(request, actor)
-        except TrustError as exc:
-            self._audit.append(
-                actor.id,
-                "signer.create",
-                target=request.key_id,
-                outcome="failure",
-                details={"code": exc.code},
-            )
-            raise
+        info = self._audited(
+            actor, "signer.create", request.key_id, lambda: self._create(request, actor)
+        )
         self._audit.append(
             actor.id,
             "signer.create",
@@ -195,6 +191,17 @@ class SignerRegistry:
             },
         )
         return info
+
+    def _audited(self, actor: Actor, action: str, target: str, run: Callable[[], _T]) -> _T:
+        """``run()``; a refusal is recorded (outcome failure, with its code) and re-raised,
+        so the log shows every attempt, not only what succeeded. Callers record success."""
+        try:
+            return run()
+        except TrustError as exc:
+            self._audit.append(
+                actor.id, action, target=target, outcome="failure", details={"code": exc.code}
+            )
+            raise
 
     def _create(self, request: CreateSignerRequest, actor: Actor) -> SignerInfo:
         if (request.issue is None) == (request.certificate is None):
@@ -262,15 +269,16 @@ class SignerRegistry:
         return [_info(r) for r in self._store.list_all()]
 
     def set_status(self, signer_id: str, status: str, actor: Actor) -> SignerInfo:
-        if status not in STATUSES:
-            raise BadRequest(f"status must be one of {', '.join(STATUSES)}")
-        before = self._store.get(signer_id)
-        record = self._store.set_status(signer_id, status)
+        action = "signer.enable" if status == ACTIVE else "signer.disable"
+
+        def run() -> tuple[SignerRecord, SignerRecord]:
+            if status not in STATUSES:
+                raise BadRequest(f"status must be one of {', '.join(STATUSES)}")
+            return self._store.get(signer_id), self._store.set_status(signer_id, status)
+
+        before, record = self._audited(actor, action, signer_id, run)
         self._audit.append(
-            actor.id,
-            "signer.enable" if status == ACTIVE else "signer.disable",
-            target=signer_id,
-            details={"from": before.status, "to": status},
+            actor.id, action, target=signer_id, details={"from": before.status, "to": status}
         )
         return _info(record)
 
@@ -302,8 +310,11 @@ class SignerRegistry:
         scheme: SignatureScheme | None = None,
     ) -> list[SignResult]:
         """Raw signatures by the signer's certified key version (all or nothing)."""
-        record = self._active(signer_id)
-        results = self._sign(record, items, actor, scheme)
+
+        def run() -> list[SignResult]:
+            return self._sign(self._active(signer_id), items, actor, scheme)
+
+        results = self._audited(actor, "signer.sign", signer_id, run)
         self._audit.append(
             actor.id, "signer.sign", target=signer_id, details={"count": len(results)}
         )
@@ -323,6 +334,33 @@ class SignerRegistry:
         ``include_chain``; with ``timestamp`` a signature timestamp token (unsigned
         id-aa-timeStampToken over the signature value) from ``timestamper``. The
         contents are signed with one key store call (one audit group)."""
+        out, profile = self._audited(
+            actor,
+            "signer.cms",
+            signer_id,
+            lambda: self._sign_cms(signer_id, contents, options, actor, timestamper),
+        )
+        self._audit.append(
+            actor.id,
+            "signer.cms",
+            target=signer_id,
+            details={
+                "count": len(out),
+                "profile": profile.name,
+                "detached": options.detached,
+                "timestamp": options.timestamp,
+            },
+        )
+        return out
+
+    def _sign_cms(
+        self,
+        signer_id: str,
+        contents: Sequence[bytes],
+        options: CmsOptions,
+        actor: Actor,
+        timestamper: Timestamper | None,
+    ) -> tuple[list[bytes], CmsProfile]:
         if options.timestamp and timestamper is None:
             raise BadRequest("no timestamp authority is configured")
         record = self._active(signer_id)
@@ -345,18 +383,7 @@ class SignerRegistry:
                 token = timestamper(name, digest(name, result.signature))
                 unsigned.append(timestamp_token_attribute(token))
             out.append(template.assemble(content, attributes, result.signature, unsigned))
-        self._audit.append(
-            actor.id,
-            "signer.cms",
-            target=signer_id,
-            details={
-                "count": len(out),
-                "profile": profile.name,
-                "detached": options.detached,
-                "timestamp": options.timestamp,
-            },
-        )
-        return out
+        return out, profile
 
     def _active(self, signer_id: str) -> SignerRecord:
         # Read at every use, so a disable holds at once in every worker.
@@ -422,8 +449,6 @@ class SignerRegistry:
 
 
 _CACHE_LIMIT = 4096
-_K = TypeVar("_K")
-_V = TypeVar("_V")
 
 
 def _bounded(cache: dict[_K, _V]) -> dict[_K, _V]:

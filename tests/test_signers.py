@@ -187,8 +187,12 @@ def test_disabled_signer_suspended_and_rotated_key_are_refused(env: RegistryEnv)
     env.keystore.rotate(info.key_id, OPERATOR)
     with pytest.raises(KeyNotActive):
         env.registry.sign(info.id, [SignInput(b"x")], USER)
-    actions = [e.action for e in env.audit.tail(30)]
-    assert "signer.disable" in actions and "signer.enable" in actions
+    actions = [(e.action, e.outcome, e.details.get("code")) for e in env.audit.tail(40)]
+    assert ("signer.disable", "success", None) in actions
+    assert ("signer.enable", "success", None) in actions
+    assert ("signer.sign", "failure", "signer_disabled") in actions
+    assert ("signer.cms", "failure", "key_suspended") in actions
+    assert ("signer.sign", "failure", "key_not_active") in actions
 
 
 def test_cms_signer_for_other_formats_signs_with_the_certified_key(env: RegistryEnv) -> None:
