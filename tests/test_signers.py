@@ -201,3 +201,18 @@ def test_cms_signer_for_other_formats_signs_with_the_certified_key(env: Registry
     assert signer.certificate.dump() == info.certificate_der
     load_public_key(signer.spki_der).verify(signer.sign(b"doc"), b"doc")
     assert [c.dump() for c in env.registry.chain(info.id)] == list(info.chain_der)
+
+
+def test_store_round_trip_on_each_database(database_url: str) -> None:
+    """The ``ca_signer`` table on SQLite and PostgreSQL: binary certificate and chain,
+    aware times, status changes."""
+    env = make_registry(database_url)
+    try:
+        info = env.issued(Algorithm.ECDSA_P256)
+        again = env.registry.get(info.id)
+        assert again == info and again.created_at.tzinfo is not None
+        assert env.registry.set_status(info.id, "disabled", OPERATOR).status == "disabled"
+        assert [s.status for s in env.registry.list_signers()] == ["disabled"]
+    finally:
+        env.keystore.close()
+        env.db.dispose()
