@@ -7,14 +7,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
-from asn1crypto import x509
+from asn1crypto import pem, x509
 
 from keystore.model import Actor
 from seals.registry import SealStatus
 from seals.service import StampRequest
+from tests.ca_support import DISTID, run_openssl, write
 from tests.seals_helpers import PNG, SealEnv, StampingSigner, seal_env
 from tests.test_seals_build import SM3_WITH_SM2_DER, der_integer, read_all, read_one, tags
 from trust.errors import (
@@ -327,3 +329,27 @@ def test_made_seal_and_stamp_read_independently_and_verified_with_gmssl(
     assert property_info.content == b"/Doc_0/Signs/Sign_0/Signature.xml"
     assert signer_cert.content == signer.certificate and s_alg.content == SM3_WITH_SM2_DER
     _pure_verify(signer.certificate, value.content[1:], to_sign.encoding)
+
+
+def test_made_seal_and_stamp_verify_with_openssl(
+    env: SealEnv, signer: StampingSigner, tmp_path: Path
+) -> None:
+    """The maker's and the signer's SM2 signatures checked by the openssl command line
+    (pkeyutl, SM3 with Z over the default ID), over the bytes GB/T 38540 names."""
+    esid = env.active_seal(signer)
+    eseal = env.service.get(esid).eseal
+    assert eseal is not None
+    info, maker_cert, _, signed_value = read_all(read_one(eseal).content)
+    to_sign, signer_cert, _, value = read_all(read_one(stamp(env, esid, signer)).content)
+    for name, cert, message, signature in (
+        ("maker", maker_cert.content, info.encoding, signed_value.content[1:]),
+        ("signer", signer_cert.content, to_sign.encoding, value.content[1:]),
+    ):
+        key = x509.Certificate.load(cert).public_key.dump()
+        pub = write(tmp_path / f"{name}.pem", pem.armor("PUBLIC KEY", key))
+        out = run_openssl(
+            "pkeyutl", "-verify", "-pubin", "-inkey", pub, "-rawin", "-digest", "sm3",
+            "-pkeyopt", DISTID, "-in", write(tmp_path / f"{name}.tbs", message),
+            "-sigfile", write(tmp_path / f"{name}.sig", signature),
+        )  # fmt: skip
+        assert "Signature Verified Successfully" in out, name
