@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
-from asn1crypto import cms
+from asn1crypto import cms, tsp, x509
 
 from tests.tsa_support import (
     ECDSA_POLICY,
@@ -25,9 +25,12 @@ from timestamp import (
     TimestampAuthority,
     TokenRecord,
     TsaUnit,
+    parse_request,
     parse_response,
+    protocol,
     verify_token,
 )
+from timestamp.protocol import TstInfoEncoder
 from trust.clock import FakeClock
 from trust.cms import GMT0010, RFC5652, CmsProfile, KeySigner
 from trust.cms.algorithms import digest
@@ -148,7 +151,7 @@ def test_bad_alg(tsa: TimestampAuthority, body: bytes) -> None:
         request()[:-3],
         request() + b"\x00",
         request(hashed=bytes(31)),
-        request("sm3", hashed=bytes(33)),
+        request(b"document", "sm3", hashed=bytes(33)),
         request(version=2),
     ],
     ids=["empty", "truncated-int", "text", "truncated", "trailing", "short", "long", "v2"],
@@ -273,3 +276,35 @@ def test_sm2_tokens_with_the_other_oid_choices_verify(
     si = info["content"]["signer_infos"][0]
     assert si["signature_algorithm"]["algorithm"].dotted == signature_oid
     assert verify_token(token, data=b"doc").ok
+
+
+@pytest.mark.parametrize("nonce", [None, 0, 0x1234567890ABCDEF, 1 << 70])
+@pytest.mark.parametrize(
+    "accuracy",
+    [timedelta(seconds=1), timedelta(milliseconds=500), timedelta(seconds=2, microseconds=7)],
+)
+@pytest.mark.parametrize(
+    "gen_time", [START, START.replace(microsecond=0), START.replace(microsecond=120000)]
+)
+def test_tst_info_parts_encode_as_asn1crypto_would(
+    nonce: int | None, accuracy: timedelta, gen_time: datetime
+) -> None:
+    """The TSTInfo assembled from DER parts is byte for byte asn1crypto's encoding."""
+    parsed = parse_request(request(b"doc", "sm3", nonce=nonce))
+    subject = tsa_chain(KeyAlgorithm.SM2)[1].subject
+    fields: dict[str, object] = {
+        "version": "v1",
+        "policy": SM2_POLICY,
+        "message_imprint": parsed.message_imprint,
+        "serial_number": (1 << 126) + 5,
+        "gen_time": gen_time,
+        "accuracy": protocol._accuracy(accuracy),
+        "tsa": x509.GeneralName(name="directory_name", value=subject),
+    }
+    if nonce is not None:
+        fields["nonce"] = nonce
+    ours = TstInfoEncoder(subject, accuracy).encode(
+        parsed, policy=SM2_POLICY, serial_number=(1 << 126) + 5, gen_time=gen_time
+    )
+    assert ours == tsp.TSTInfo(fields).dump(force=True)
+    assert tsp.TSTInfo.load(ours)["gen_time"].native == gen_time

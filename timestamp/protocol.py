@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from asn1crypto import algos, cms, core, tsp, x509
+from asn1crypto import algos, cms, core, parser, tsp, x509
 
 from trust.cms.algorithms import DIGEST_OIDS, digest_size
 from trust.cms.asn1 import load_strict
@@ -25,6 +25,7 @@ UNACCEPTED_EXTENSION = "unaccepted_extensions"  # asn1crypto's name for unaccept
 SYSTEM_FAILURE = "system_failure"
 
 IMPRINT_ALGORITHMS = {oid: name for name, oid in DIGEST_OIDS.items()}
+_VERSION_1 = core.Integer(1).dump()
 
 
 class TimeStampResp(core.Sequence):
@@ -108,28 +109,32 @@ def _accuracy(accuracy: timedelta) -> tsp.Accuracy:
     return tsp.Accuracy({k: v for k, v in fields.items() if v})
 
 
-def tst_info(
-    request: TimestampRequest,
-    *,
-    policy: str,
-    serial_number: int,
-    gen_time: datetime,
-    accuracy: timedelta,
-    tsa: x509.Name,
-) -> bytes:
-    """DER TSTInfo; genTime keeps the clock's microseconds (trailing zeros dropped)."""
-    fields: dict[str, object] = {
-        "version": "v1",
-        "policy": policy,
-        "message_imprint": request.message_imprint,
-        "serial_number": serial_number,
-        "gen_time": gen_time,
-        "accuracy": _accuracy(accuracy),
-        "tsa": x509.GeneralName(name="directory_name", value=tsa),
-    }
-    if request.nonce is not None:
-        fields["nonce"] = request.nonce
-    return tsp.TSTInfo(fields).dump()
+class TstInfoEncoder:
+    """DER TSTInfo from parts: the unit's fixed fields (TSA name, accuracy) are encoded
+    once, since asn1crypto would re-encode the whole name for every token. The bytes are
+    what ``tsp.TSTInfo(...).dump()`` gives (a test holds them equal)."""
+
+    def __init__(self, tsa: x509.Name, accuracy: timedelta) -> None:
+        self._accuracy = _accuracy(accuracy).dump()
+        name = x509.GeneralName(name="directory_name", value=tsa)
+        self._tsa = parser.emit(2, 1, 0, name.dump())  # tsa [0] EXPLICIT GeneralName
+
+    def encode(
+        self, request: TimestampRequest, *, policy: str, serial_number: int, gen_time: datetime
+    ) -> bytes:
+        """genTime keeps the clock's microseconds (trailing zeros dropped); ordering is
+        left at its DEFAULT false."""
+        body = (
+            _VERSION_1
+            + core.ObjectIdentifier(policy).dump()
+            + request.message_imprint.dump()
+            + core.Integer(serial_number).dump()
+            + core.GeneralizedTime(gen_time).dump()
+            + self._accuracy
+        )
+        if request.nonce is not None:
+            body += core.Integer(request.nonce).dump()
+        return bytes(parser.emit(0, 1, 16, body + self._tsa))
 
 
 def granted(token: bytes) -> bytes:

@@ -21,7 +21,6 @@ from timestamp.protocol import TimestampRequest
 from timestamp.store import TokenLog, TokenRecord
 from timestamp.units import ClockHealth, FixedUnits, ManualClockHealth, TsaUnit, UnitSource
 from trust.clock import Clock
-from trust.cms import ID_CT_TSTINFO, build_signed_data
 from trust.errors import (
     BadRequest,
     ConfigurationError,
@@ -156,24 +155,15 @@ class TimestampAuthority:
                 "the TSA clock is not synchronised", failure_info=protocol.TIME_NOT_AVAILABLE
             )
         gen_time = self._clock.now()
-        certificate = unit.signer.certificate
+        template = unit.template(request.cert_req)
         for _ in range(_SERIAL_ATTEMPTS):
             serial = self._serials()
-            content = protocol.tst_info(
-                request,
-                policy=policy,
-                serial_number=serial,
-                gen_time=gen_time,
-                accuracy=unit.accuracy,
-                tsa=certificate.subject,
+            content = unit.tst_info.encode(
+                request, policy=policy, serial_number=serial, gen_time=gen_time
             )
-            token = build_signed_data(
-                content,
-                unit.signer,
-                profile=unit.cms_profile,
-                content_type=ID_CT_TSTINFO,
-                include_certificates=request.cert_req,
-                extra_certificates=unit.chain,
+            signed_attributes = template.signed_attributes(content)
+            token = template.assemble(
+                content, signed_attributes, unit.signer.sign(signed_attributes)
             )
             record = TokenRecord(
                 serial_hex=serial_hex(serial),

@@ -19,9 +19,11 @@ from typing import Protocol
 
 from asn1crypto import x509
 
+from timestamp.protocol import TstInfoEncoder
 from trust import oids
-from trust.cms import RFC5652, CmsProfile, CmsSigner
+from trust.cms import ID_CT_TSTINFO, RFC5652, CmsProfile, CmsSigner
 from trust.cms.algorithms import PKCS7_DATA, PKCS7_SIGNED_DATA
+from trust.cms.build import SignedDataTemplate
 from trust.errors import ConfigurationError
 from trust.keys import KeyAlgorithm
 
@@ -41,6 +43,13 @@ class TsaUnit:
     accuracy: timedelta = timedelta(seconds=1)
     chain: Sequence[x509.Certificate] = ()
     profile: CmsProfile | None = field(default=None)  # None: GMT0033 for SM2, else RFC5652
+    # Encoded once per unit (and certReq choice): what every token of the unit shares.
+    _templates: dict[bool, SignedDataTemplate] = field(
+        default_factory=dict, init=False, compare=False, repr=False
+    )
+    _tst_info: list[TstInfoEncoder] = field(
+        default_factory=list, init=False, compare=False, repr=False
+    )
 
     @property
     def policies(self) -> frozenset[str]:
@@ -51,6 +60,27 @@ class TsaUnit:
         if self.profile is not None:
             return self.profile
         return GMT0033 if self.signer.algorithm is KeyAlgorithm.SM2 else RFC5652
+
+    def template(self, include_certificates: bool) -> SignedDataTemplate:
+        """The token's SignedData parts; ``include_certificates`` adds the certificate and
+        ``chain`` (the client's certReq)."""
+        cached = self._templates.get(include_certificates)
+        if cached is None:
+            cached = self._templates[include_certificates] = SignedDataTemplate(
+                self.signer.certificate,
+                self.signer.algorithm,
+                profile=self.cms_profile,
+                content_type=ID_CT_TSTINFO,
+                include_certificates=include_certificates,
+                extra_certificates=self.chain,
+            )
+        return cached
+
+    @property
+    def tst_info(self) -> TstInfoEncoder:
+        if not self._tst_info:
+            self._tst_info.append(TstInfoEncoder(self.signer.certificate.subject, self.accuracy))
+        return self._tst_info[0]
 
 
 class UnitSource(Protocol):

@@ -1,0 +1,104 @@
+"""RFC 3161 time-stamping over HTTP against the raw SM2 backend, measured in the same run.
+
+    .venv/bin/python scripts/bench/tsa.py [--seconds 3] [--rounds 3] [--clients 8]
+
+Starts ``trustctl init`` + ``trustctl serve`` (1 worker, SQLite, default settings except
+the rate limit; ``served`` from ``keystore_http``) and measures, in tokens per second of
+wall time (best of --rounds; each round measures the raw reference right before the HTTP
+figure):
+
+- raw: ``get_backend("openssl")`` private handle ``sign`` loop of a 32-byte message, one
+  thread, in this process (one SM2 signature is the TSA's only signature per token);
+- tsa: ``POST /tsa`` with an SM3 TimeStampReq (nonce, certReq) to the default SM2 unit,
+  keep-alive (``httpx.Client``), one client, then --clients concurrent clients. Every
+  token is signed through the key store and recorded in the token log before it is sent.
+
+Target: tsa >= 0.4x raw. The client runs on the same host as the server and takes CPU
+from it, as it would behind a local proxy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+from asn1crypto import algos, tsp
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from scripts.bench.keystore_http import MESSAGE, rate, served  # noqa: E402
+from trust.cms.algorithms import DIGEST_OIDS, digest  # noqa: E402
+from trust.sm2.select import get_backend  # noqa: E402
+
+TARGET = 0.4
+QUERY = {"Content-Type": "application/timestamp-query"}
+# TimeStampResp starts SEQUENCE { PKIStatusInfo SEQUENCE { INTEGER 0 (granted) } ...
+GRANTED = b"\x30\x03\x02\x01\x00"
+
+
+def time_stamp_request() -> bytes:
+    return tsp.TimeStampReq(
+        {
+            "version": 1,
+            "message_imprint": {
+                "hash_algorithm": algos.DigestAlgorithm({"algorithm": DIGEST_OIDS["sm3"]}),
+                "hashed_message": digest("sm3", b"bench"),
+            },
+            "nonce": 0x1234567890ABCDEF,
+            "cert_req": True,
+        }
+    ).dump()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--clients", type=int, default=8)
+    args = parser.parse_args()
+
+    handle = get_backend("openssl").generate()
+    body = time_stamp_request()
+
+    with tempfile.TemporaryDirectory() as tmp, served(Path(tmp) / "var") as (base, _, _):
+        local = threading.local()
+
+        def client() -> httpx.Client:
+            # One keep-alive connection per thread, as one client process would hold.
+            c: httpx.Client | None = getattr(local, "client", None)
+            if c is None:
+                c = local.client = httpx.Client(base_url=base, headers=QUERY, timeout=30)
+            return c
+
+        def stamp() -> int:
+            r = client().post("/tsa", content=body)
+            if r.status_code != 200 or GRANTED not in r.content[:16]:
+                raise SystemExit(f"/tsa: {r.status_code} {r.content[:200]!r}")
+            return 1
+
+        runs: dict[str, tuple[Callable[[], int], int]] = {
+            "tsa, 1 client": (stamp, 1),
+            f"tsa, {args.clients} clients": (stamp, args.clients),
+        }
+        best: dict[str, tuple[float, float]] = {}
+        for _ in range(args.rounds):
+            for name, (op, threads) in runs.items():
+                raw = rate(lambda: (handle.sign(MESSAGE), 1)[1], args.seconds)
+                http = rate(op, args.seconds, threads)
+                if name not in best or http / raw > best[name][1] / best[name][0]:
+                    best[name] = (raw, http)
+
+    print(f"1 worker, SQLite, SM2 unit; {args.rounds} rounds of {args.seconds:.1f} s; tokens/s")
+    print(f"{'':20}{'raw':>8}{'http':>8}{'ratio':>8}{'target':>8}")
+    for name, (raw, http) in best.items():
+        verdict = "ok" if http / raw >= TARGET else "MISSED"
+        print(f"{name:20}{raw:>8.0f}{http:>8.0f}{http / raw:>8.2f}{TARGET:>7.2f} {verdict}")
+
+
+if __name__ == "__main__":
+    main()
