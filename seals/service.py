@@ -199,9 +199,16 @@ class SealService:
                 approvals = self._store.approve(record, actor, self._clock.now())
             except Conflict:
                 raise SealApprovalRefused(f"{actor} has already approved seal {esid}") from None
-            if len(approvals) < self._policy.required_approvals:
-                return self._store.get(esid)
-            return self._change(self._store.get(esid), "approve", actor)
+            current = self._store.get(esid)
+            # Enough approvals, and not already moved on by an officer approving alongside.
+            if len(approvals) < self._policy.required_approvals or (
+                current.status is not SealStatus.APPLIED
+            ):
+                return current
+            try:
+                return self._change(current, "approve", actor)
+            except Conflict:
+                return self._store.get(esid)  # the concurrent approval recorded the status
 
         return self._audited(actor, "seal.approve", esid, run, _status_details)
 

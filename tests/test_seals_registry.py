@@ -353,3 +353,25 @@ def test_made_seal_and_stamp_verify_with_openssl(
             "-sigfile", write(tmp_path / f"{name}.sig", signature),
         )  # fmt: skip
         assert "Signature Verified Successfully" in out, name
+
+
+def test_concurrent_approvals_approve_once(sqlite_url: str) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    env = seal_env(sqlite_url, seal_required_approvals=2)
+    try:
+        esids = [env.apply(env.add_signer("signer-1")) for _ in range(3)]
+        for esid in esids:
+            with ThreadPoolExecutor(3) as pool:
+                records = list(
+                    pool.map(
+                        lambda officer: env.service.approve(esid, actor=officer),  # noqa: B023
+                        ["officer-b", "officer-c", "officer-d"],
+                    )
+                )
+            assert {r.esid for r in records} == {esid}
+            statuses = [c.status for c in env.service.history(esid)]
+            assert statuses == [SealStatus.APPLIED, SealStatus.APPROVED]
+            assert len(env.service.get(esid).approvals) == 3
+    finally:
+        env.close()
