@@ -87,6 +87,7 @@ class Revoker:
 @dataclass(frozen=True)
 class CrlResult:
     ca_id: str
+    generation: int  # of the CA key that signed it
     number: int
     this_update: datetime
     next_update: datetime
@@ -102,14 +103,15 @@ def build_crl(
     now: datetime,
     validity: timedelta,
 ) -> CrlResult:
-    """A full v2 CRL of ``ca``'s revoked, unexpired certificates, signed by its key."""
+    """A full v2 CRL of the revoked, unexpired certificates that ``ca``'s key generation
+    signed, signed by that key (AKI its key identifier): one CRL per key after a rollover."""
     if ca.certificate is None:
         raise CaUnusable(f"CA {ca.id} has no certificate")
     ca_cert = x509.Certificate.load(ca.certificate)
     this_update = now.replace(microsecond=0)
     next_update = this_update + validity
     entries = []
-    for entry in store.revoked_entries(ca.id, this_update):
+    for entry in store.revoked_entries(ca.id, this_update, ca.generation):
         extensions = []
         # RFC 5280 §5.3.1: omit reasonCode rather than write "unspecified".
         if entry.reason != RevocationReason.UNSPECIFIED:
@@ -147,4 +149,4 @@ def build_crl(
     der = crl.CertificateList(
         {"tbs_cert_list": tbs, "signature_algorithm": algorithm, "signature": signature}
     ).dump()
-    return CrlResult(ca.id, number, this_update, next_update, der)
+    return CrlResult(ca.id, ca.generation, number, this_update, next_update, der)

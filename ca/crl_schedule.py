@@ -34,20 +34,25 @@ class CrlSchedule:
         self._overlap = overlap
 
     def run_once(self, *, actor: str = SYSTEM_ACTOR) -> list[str]:
-        """Issue the CRLs that are due; the ids of the CAs (and generations) refreshed.
+        """Issue the CRLs that are due; the ids of the CAs refreshed (``id/generation``
+        for a retired key's CRL).
         Nothing when another worker holds the lock: it is doing the same work."""
         try:
             with self._coordination.lock(LOCK_NAME, _LOCK_TTL, wait_timeout=0.05):
+                due: list[tuple[str, int | None]] = [
+                    (ca_id, None) for ca_id in self._ca.crl_due(self._overlap)
+                ]
+                due.extend(self._ca.retired_crls_due(self._overlap))
                 issued = []
-                for ca_id in self._ca.crl_due(self._overlap):
+                for ca_id, generation in due:
                     try:
-                        self._ca.crl(ca_id, actor=actor)
+                        self._ca.crl(ca_id, generation=generation, actor=actor)
                     except TrustError:
                         # One CA failing (its key suspended, say) must not starve the others;
                         # the failure is audited by crl() and retried at the next run.
                         log.warning("scheduled CRL of %s failed", ca_id, exc_info=True)
                         continue
-                    issued.append(ca_id)
+                    issued.append(ca_id if generation is None else f"{ca_id}/{generation}")
                 return issued
         except ResourceBusy:
             return []

@@ -72,11 +72,17 @@ class CaUrls:
             settings.effective_ca_base_url, settings.effective_ca_ocsp_url, settings.ca_policy_oid
         )
 
-    def crl(self, ca_id: str) -> str:
-        return f"{self.base_url}/crl/{ca_id}.crl"
+    # Generation 1 has the plain URLs (every certificate issued before a rollover names
+    # them); later key generations name theirs, so each URL keeps meaning one key.
+    def crl(self, ca_id: str, generation: int = 1) -> str:
+        return f"{self.base_url}/crl/{ca_id}.crl" + _generation_query(generation)
 
-    def ca_issuers(self, ca_id: str) -> str:
-        return f"{self.base_url}/v1/cas/{ca_id}/certificate"
+    def ca_issuers(self, ca_id: str, generation: int = 1) -> str:
+        return f"{self.base_url}/v1/cas/{ca_id}/certificate" + _generation_query(generation)
+
+
+def _generation_query(generation: int) -> str:
+    return "" if generation == 1 else f"?generation={generation}"
 
 
 @dataclass(frozen=True)
@@ -178,6 +184,7 @@ class Issuer:
         escrow_key_id: str | None = None,
         pair_serial: str | None = None,
         public_key: PublicKey | None = None,
+        include_chain: bool = True,
     ) -> IssueResult:
         """``escrow_key_id`` and ``pair_serial`` mark the encryption half of a dual pair."""
         profile = get_profile(request.profile)
@@ -227,9 +234,12 @@ class Issuer:
         escrow_key_id: str | None = None,
         pair_serial: str | None = None,
         public_key: PublicKey | None = None,
+        include_chain: bool = True,
     ) -> IssueResult:
         """Check, reserve the serial, sign, store. ``self_signed`` makes a root
-        certificate for ``ca`` with its own key (``ca`` has no certificate yet)."""
+        certificate for ``ca`` with its own key (``ca`` has no certificate yet);
+        ``include_chain`` False leaves the result's chain empty (link certificates, made
+        before the key generation they name is stored)."""
         if public_key is None:
             public, spki = public_key_info(spki_der)
         else:  # ``spki_der`` is already in this service's form (``parse_csr``)
@@ -287,7 +297,7 @@ class Issuer:
         # The serial is on disk: from here a failure leaves a reserved row, never a gap.
         certificate = der.sequence(tbs, algorithm, der.bit_string(signer.sign(tbs)))
         self._store.complete(serial_hex(serial), certificate)
-        chain = [] if self_signed else self._chain_of(ca)
+        chain = self._chain_of(ca) if include_chain and not self_signed else []
         return IssueResult(
             serial_hex=serial_hex(serial),
             ca_id=ca.id,
@@ -318,19 +328,23 @@ class Issuer:
         assert ca.certificate is not None
         chain = self._chains.get(ca.certificate)
         if chain is None:
-            chain = self._chains[ca.certificate] = self.chain(ca.id)
+            chain = self._chains[ca.certificate] = self.chain(ca.id, ca.generation)
         return chain
 
-    def chain(self, ca_id: str) -> list[bytes]:
-        """Certificates of ``ca_id`` and its parents, issuing CA first, root last."""
+    def chain(self, ca_id: str, generation: int | None = None) -> list[bytes]:
+        """Certificates of ``ca_id``'s key ``generation`` (default: current) and of the
+        parent keys that certified it, issuing CA first, root last."""
         result: list[bytes] = []
         current: str | None = ca_id
         while current is not None:
-            ca = self._store.get_authority(current)
-            if ca.certificate is None:
+            ca = self._store.authority_generation(current, generation)
+            if ca.certificate is None or ca.certificate_serial is None:
                 raise CaUnusable(f"CA {ca.id} has no certificate")
             result.append(ca.certificate)
             current = ca.parent_id
+            if current is not None:
+                # The parent key generation that signed this CA certificate.
+                generation = self._store.get(ca.certificate_serial).ca_generation
         return result
 
     def _reserve(
@@ -365,6 +379,7 @@ class Issuer:
                 revocation_reason=None,
                 escrow_key_id=escrow_key_id,
                 pair_serial=pair_serial,
+                ca_generation=ca.generation,
             )
             try:
                 self._store.reserve(record)
@@ -420,7 +435,13 @@ class Issuer:
             tail.append(
                 _ext(
                     "crl_distribution_points",
-                    [{"distribution_point": {"full_name": [_uri(self._urls.crl(ca.id))]}}],
+                    [
+                        {
+                            "distribution_point": {
+                                "full_name": [_uri(self._urls.crl(ca.id, ca.generation))]
+                            }
+                        }
+                    ],
                 )
             )
             tail.append(
@@ -433,7 +454,7 @@ class Issuer:
                         },
                         {
                             "access_method": "ca_issuers",
-                            "access_location": _uri(self._urls.ca_issuers(ca.id)),
+                            "access_location": _uri(self._urls.ca_issuers(ca.id, ca.generation)),
                         },
                     ],
                 )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -34,6 +35,10 @@ _HASHES: dict[str, Callable[[bytes], bytes]] = {
     "sm3": sm3,
 }
 _CACHE_ENTRIES = 10_000
+# The CA keys and responders are re-read this often (seconds): a new CA, a rollover or a
+# responder replaced by another worker is seen within it. Status is read on every request.
+_KEYS_REFRESH = 5.0
+_RESPONDER_REFRESH = timedelta(seconds=60)
 
 
 @dataclass(frozen=True)
@@ -63,13 +68,14 @@ def _status_response(code: str) -> bytes:
 
 
 class OcspResponder:
-    """Answers DER OCSP requests for every CA in the store; ``responder_for`` gives a CA's
-    delegated signer (made on first use)."""
+    """Answers DER OCSP requests for every CA key in the store (retired generations too:
+    their certificates are answered by a responder that key certified); ``responder_for``
+    gives the delegated signer of a CA key generation (made on first use)."""
 
     def __init__(
         self,
         store: StatusReader,
-        responder_for: Callable[[str], Responder],
+        responder_for: Callable[[str, int], Responder],
         clock: Clock,
         *,
         validity: timedelta = timedelta(hours=1),
@@ -83,24 +89,39 @@ class OcspResponder:
         self._ttl = timedelta(seconds=cache_ttl)
         self._cache: OrderedDict[tuple[object, ...], tuple[datetime, bytes]] = OrderedDict()
         self._lock = threading.Lock()
+        self._keys: list[tuple[str, int, x509.Certificate]] = []
+        self._keys_read = -_KEYS_REFRESH
+        self._responders: dict[tuple[str, int], tuple[datetime, Responder]] = {}
+        # Parsed nonce-less requests by their DER (clients repeat the same request).
+        self._requests: OrderedDict[bytes, list[ocsp.CertId]] = OrderedDict()
 
     def respond(self, request_der: bytes) -> bytes:
         """A DER OCSPResponse; malformed input gives ``malformedRequest``, a request for a
         CA this service does not run gives ``unauthorized`` (RFC 6960 §2.3)."""
-        try:
-            request = ocsp.OCSPRequest.load(request_der, strict=True)
-            tbs = request["tbs_request"]
-            cert_ids = [r["req_cert"] for r in tbs["request_list"]]
-            _ = tbs.native  # parses every nested field now, not halfway through the answer
-            nonce = request.nonce_value
-        except Exception:  # asn1crypto raises assorted built-ins on bad DER
-            return _status_response("malformed_request")
-        if not cert_ids:
-            return _status_response("malformed_request")
-        ca_id = self._issuer_of(cert_ids[0])
-        if ca_id is None:
+        with self._lock:
+            known = self._requests.get(request_der)
+        if known is not None:
+            cert_ids, nonce = known, None
+        else:
+            try:
+                request = ocsp.OCSPRequest.load(request_der, strict=True)
+                tbs = request["tbs_request"]
+                cert_ids = [r["req_cert"] for r in tbs["request_list"]]
+                _ = tbs.native  # parses every nested field now, not halfway through the answer
+                nonce = request.nonce_value
+            except Exception:  # asn1crypto raises assorted built-ins on bad DER
+                return _status_response("malformed_request")
+            if not cert_ids:
+                return _status_response("malformed_request")
+        issuer = self._issuer_of(cert_ids[0])
+        if issuer is None:
             return _status_response("unauthorized")
-        responder = self._responder_for(ca_id)
+        if known is None and nonce is None:
+            with self._lock:
+                self._requests[request_der] = cert_ids
+                while len(self._requests) > _CACHE_ENTRIES:
+                    self._requests.popitem(last=False)
+        responder = self._responder(*issuer)
 
         statuses = [self._status(responder, cid) for cid in cert_ids]
         key = (responder.ca.id, responder.signer.key_id, *(c.dump() for c in cert_ids), *statuses)
@@ -118,23 +139,48 @@ class OcspResponder:
                     self._cache.popitem(last=False)
         return response
 
-    def _issuer_of(self, cert_id: ocsp.CertId) -> str | None:
-        for ca in self._store.list_authorities():
-            if ca.certificate is None:
-                continue
-            cert = self._parsed.get(ca.certificate)
-            if cert is None:
-                cert = self._parsed[ca.certificate] = x509.Certificate.load(ca.certificate)
-            if _cert_id_matches(cert_id, cert):
-                return ca.id
+    def _issuer_of(self, cert_id: ocsp.CertId) -> tuple[str, int] | None:
+        for attempt in (0, 1):
+            for ca_id, generation, cert in self._signing_keys(force=attempt == 1):
+                if _cert_id_matches(cert_id, cert):
+                    return ca_id, generation
         return None
+
+    def _signing_keys(self, *, force: bool) -> list[tuple[str, int, x509.Certificate]]:
+        now = time.monotonic()
+        # An unknown issuer re-reads at once: it may be a CA made a moment ago (this costs
+        # what every request cost before the keys were kept).
+        if force or now - self._keys_read > _KEYS_REFRESH:
+            keys = []
+            for ca in self._store.signing_keys():
+                assert ca.certificate is not None
+                cert = self._parsed.get(ca.certificate)
+                if cert is None:
+                    cert = self._parsed[ca.certificate] = x509.Certificate.load(ca.certificate)
+                keys.append((ca.id, ca.generation, cert))
+            self._keys, self._keys_read = keys, now
+        return self._keys
+
+    def _responder(self, ca_id: str, generation: int) -> Responder:
+        now = self._clock.now()
+        cached = self._responders.get((ca_id, generation))
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        responder = self._responder_for(ca_id, generation)
+        self._responders[(ca_id, generation)] = (now + _RESPONDER_REFRESH, responder)
+        return responder
 
     def _status(self, responder: Responder, cert_id: ocsp.CertId) -> tuple[object, ...]:
         if not _cert_id_matches(cert_id, responder.ca_certificate):
             return ("unknown",)
         record = self._store.find(format(cert_id["serial_number"].native, "x"))
         # A reserved serial has no certificate the store can vouch for: unknown, not good.
-        if record is None or record.ca_id != responder.ca.id or record.state != ISSUED:
+        if (
+            record is None
+            or record.ca_id != responder.ca.id
+            or record.ca_generation != responder.ca.generation
+            or record.state != ISSUED
+        ):
             return ("unknown",)
         if record.revoked_at is not None:
             return ("revoked", record.revoked_at, record.revocation_reason)

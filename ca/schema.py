@@ -38,6 +38,8 @@ ca_authority = Table(
     Column("crl", LargeBinary, nullable=True),
     Column("crl_next_update", UTCDateTime, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
+    # The current key generation (1 until the first rollover); older ones: ca_key_generation.
+    Column("generation", Integer, nullable=False, server_default="1"),
 )
 
 ca_certificate = Table(
@@ -62,6 +64,28 @@ ca_certificate = Table(
     # and the serial of the signing certificate it was issued with.
     Column("escrow_key_id", String(64), nullable=True),
     Column("pair_serial", String(40), nullable=True),
+    # The generation of the CA key that signed it (its CRL and OCSP responder).
+    Column("ca_generation", Integer, nullable=False, server_default="1"),
     Index("ix_ca_certificate_ca_id_revoked_at", "ca_id", "revoked_at"),
     Index("ix_ca_certificate_subject", "subject"),
+)
+
+# Retired key generations of a CA (rollover): each keeps serving the CRL and OCSP of the
+# certificates it signed; ``new_with_old`` certifies the next key with this one and
+# ``old_with_new`` this key with the next one (RFC 4210 §4.4 link certificates).
+ca_key_generation = Table(
+    "ca_key_generation",
+    metadata,
+    Column("ca_id", String(40), ForeignKey("ca_authority.id"), primary_key=True),
+    Column("generation", Integer, primary_key=True),
+    Column("key_id", String(64), nullable=False),
+    Column("certificate_serial", String(40), nullable=False),
+    Column("certificate", LargeBinary, nullable=False),
+    Column("ocsp_key_id", String(64), nullable=True),
+    Column("ocsp_certificate", LargeBinary, nullable=True),
+    Column("crl", LargeBinary, nullable=True),
+    Column("crl_next_update", UTCDateTime, nullable=True),
+    Column("new_with_old", LargeBinary, nullable=True),
+    Column("old_with_new", LargeBinary, nullable=True),
+    Column("retired_at", UTCDateTime, nullable=False),
 )

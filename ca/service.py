@@ -10,7 +10,7 @@ from __future__ import annotations
 import secrets
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -28,9 +28,16 @@ from ca.crl import CrlResult, RevocationReason, Revoker, build_crl
 from ca.dual import DualIssuer, DualIssueRequest, DualIssueResult, EscrowKeySource, RecoveredKey
 from ca.issue import CaUrls, Issuer, IssueRequest, IssueResult
 from ca.ocsp import OcspResponder, Responder
-from ca.profiles import get_profile
+from ca.profiles import Profile, get_profile
 from ca.signer import CaKeySource
-from ca.store import ISSUED, RESERVED, AuthorityRecord, CertificateRecord, CertificateStore
+from ca.store import (
+    ISSUED,
+    RESERVED,
+    AuthorityRecord,
+    CertificateRecord,
+    CertificateStore,
+    RetiredGeneration,
+)
 from trust.auth import AuditSink
 from trust.clock import Clock
 from trust.errors import BadRequest, CaNameTaken, CaUnusable, TrustError
@@ -67,6 +74,15 @@ class CaInfo:
     not_before: datetime
     not_after: datetime
     certificate_pem: str
+    generation: int = 1  # of the CA's current key (2 after its first rollover...)
+
+
+@dataclass(frozen=True)
+class RolloverResult:
+    ca: CaInfo  # with the new key and certificate
+    previous_generation: int
+    new_with_old: bytes | None  # the new key certified by the old one (DER)
+    old_with_new: bytes | None  # the old key certified by the new one (DER)
 
 
 @dataclass(frozen=True)
@@ -123,6 +139,7 @@ def _ca_info(ca: AuthorityRecord) -> CaInfo:
         not_before=cert.not_valid_before,
         not_after=cert.not_valid_after,
         certificate_pem=certificate_pem(ca.certificate),
+        generation=ca.generation,
     )
 
 
@@ -150,6 +167,7 @@ class CertificateAuthority:
         self._ocsp = OcspResponder(
             store, self.ensure_ocsp_signer, clock, cache_ttl=ocsp_cache_seconds
         )
+        self._rollover_lock = threading.Lock()
         self._ocsp_lock = threading.Lock()
 
     @classmethod
@@ -241,10 +259,7 @@ class CertificateAuthority:
             created_at=now,
         )
         self._store.add_authority(ca)
-        days = request.validity_days
-        validity = profile.default_validity if days is None else timedelta(days=days)
-        if validity > profile.max_validity:
-            validity = profile.max_validity
+        validity = _ca_validity(profile, request.validity_days)
         result = self._issuer.sign_new(
             ca=parent or ca,
             subject=subject,
@@ -264,9 +279,118 @@ class CertificateAuthority:
     def get_ca(self, ca_id: str) -> CaInfo:
         return _ca_info(self._store.get_authority(ca_id))
 
-    def chain(self, ca_id: str) -> list[bytes]:
-        """DER certificates of ``ca_id`` up to its root, the CA's own first."""
-        return self._issuer.chain(ca_id)
+    def chain(self, ca_id: str, generation: int | None = None) -> list[bytes]:
+        """DER certificates of ``ca_id`` (its key ``generation``, default the current one)
+        up to the root key that certified it, the CA's own first."""
+        return self._issuer.chain(ca_id, generation)
+
+    def certificate(self, ca_id: str, generation: int | None = None) -> bytes:
+        """The DER certificate of ``ca_id``'s key ``generation`` (default: current)."""
+        ca = self._store.authority_generation(ca_id, generation)
+        if ca.certificate is None:
+            raise CaUnusable(f"CA {ca.id} has no certificate")
+        return ca.certificate
+
+    def rollover(
+        self, ca_id: str, *, validity_days: int | None = None, actor: str = SYSTEM_ACTOR
+    ) -> RolloverResult:
+        """A new key and certificate for ``ca_id``: new issuance, CRLs and OCSP answers use
+        the new key; the old key keeps signing the CRLs and OCSP answers of what it
+        issued. Link certificates (old key signs new, new key signs old; RFC 4210 §4.4)
+        let relying parties that trust either root key reach the other's certificates."""
+        return self._audited(
+            actor,
+            "ca.rollover",
+            ca_id,
+            lambda: self._rollover(ca_id, validity_days),
+            lambda result: {
+                "generation": result.ca.generation,
+                "key_id": result.ca.key_id,
+                "serial_hex": result.ca.serial_hex,
+            },
+        )
+
+    def _rollover(self, ca_id: str, validity_days: int | None) -> RolloverResult:
+        with self._rollover_lock:
+            old = self._store.get_authority(ca_id)
+            if old.certificate is None or old.certificate_serial is None:
+                raise CaUnusable(f"CA {ca_id} has no certificate")
+            old_cert = x509.Certificate.load(old.certificate)
+            profile = get_profile("root_ca" if old.parent_id is None else "issuing_ca")
+            validity = _ca_validity(profile, validity_days)
+            subject = name_attributes(old_cert.subject)
+            signer = self._keys.generate(KeyAlgorithm(old.algorithm), old.name, "ca")
+            new = replace(
+                old,
+                key_id=signer.key_id,
+                certificate=None,
+                certificate_serial=None,
+                generation=old.generation + 1,
+            )
+            if old.parent_id is None:
+                issued = self._issuer.sign_new(
+                    ca=new,
+                    subject=subject,
+                    spki_der=signer.spki_der,
+                    profile=profile,
+                    validity=validity,
+                    self_signed=True,
+                )
+            else:
+                issued = self._issuer.sign_new(
+                    ca=self._store.get_authority(old.parent_id),
+                    subject=subject,
+                    spki_der=signer.spki_der,
+                    profile=profile,
+                    validity=validity,
+                )
+            new = replace(
+                new, certificate=issued.certificate_der, certificate_serial=issued.serial_hex
+            )
+            new_with_old = old_with_new = None
+            left = old_cert.not_valid_after - self._clock.now()
+            if left > timedelta(0):  # links make sense while the old certificate is valid
+                new_with_old = self._issuer.sign_new(
+                    ca=old,
+                    subject=subject,
+                    spki_der=signer.spki_der,
+                    profile=profile,
+                    validity=left,
+                    include_chain=False,
+                ).certificate_der
+                old_with_new = self._issuer.sign_new(
+                    ca=new,
+                    subject=subject,
+                    spki_der=old_cert.public_key.dump(),
+                    profile=profile,
+                    validity=left,
+                    include_chain=False,
+                ).certificate_der
+            retired = RetiredGeneration(
+                ca_id=old.id,
+                generation=old.generation,
+                key_id=old.key_id,
+                certificate_serial=old.certificate_serial,
+                certificate=old.certificate,
+                ocsp_key_id=old.ocsp_key_id,
+                ocsp_certificate=old.ocsp_certificate,
+                crl=old.crl,
+                crl_next_update=old.crl_next_update,
+                new_with_old=new_with_old,
+                old_with_new=old_with_new,
+                retired_at=self._clock.now(),
+            )
+            updated = self._store.roll_over(
+                retired,
+                key_id=new.key_id,
+                certificate=new.certificate,
+                certificate_serial=new.certificate_serial,
+                ocsp_key_id=None,
+                ocsp_certificate=None,
+                crl=None,
+                crl_next_update=None,
+            )
+            return RolloverResult(_ca_info(updated), old.generation, new_with_old, old_with_new)
 
     # --- certificates ----------------------------------------------------------------
 
@@ -422,7 +546,7 @@ class CertificateAuthority:
             before = self._store.get(parse_serial_hex(serial_hex))
             record = self._revoker.revoke(before.serial, parsed)
             if record != before:
-                self._crl_stale(record.ca_id)
+                self._crl_stale(record)
             return _certificate_info(record)
 
         return self._audited(actor, "certificate.revoke", serial_hex, run, _status_details)
@@ -432,27 +556,34 @@ class CertificateAuthority:
             before = self._store.get(parse_serial_hex(serial_hex))
             record = self._revoker.release_hold(before.serial)
             if record != before:
-                self._crl_stale(record.ca_id)
+                self._crl_stale(record)
             return _certificate_info(record)
 
         return self._audited(actor, "certificate.release_hold", serial_hex, run, _status_details)
 
-    def _crl_stale(self, ca_id: str) -> None:
+    def _crl_stale(self, record: CertificateRecord) -> None:
         # The next current_crl() makes a fresh CRL instead of serving the stored one.
-        self._store.update_authority(ca_id, crl_next_update=None)
+        self._store.update_generation(record.ca_id, record.ca_generation, crl_next_update=None)
 
-    def crl(self, ca_id: str, *, actor: str = SYSTEM_ACTOR) -> CrlResult:
-        """A new full CRL for ``ca_id``, numbered, stored and returned."""
+    def crl(
+        self, ca_id: str, *, generation: int | None = None, actor: str = SYSTEM_ACTOR
+    ) -> CrlResult:
+        """A new full CRL for ``ca_id``'s key ``generation`` (default: current), numbered
+        (one sequence per CA, across its keys), stored and returned."""
         return self._audited(
             actor,
             "crl.issue",
             ca_id,
-            lambda: self._new_crl(ca_id),
-            lambda crl: {"number": crl.number, "next_update": crl.next_update.isoformat()},
+            lambda: self._new_crl(ca_id, generation),
+            lambda crl: {
+                "number": crl.number,
+                "next_update": crl.next_update.isoformat(),
+                "generation": crl.generation,
+            },
         )
 
-    def _new_crl(self, ca_id: str) -> CrlResult:
-        ca = self._store.get_authority(ca_id)
+    def _new_crl(self, ca_id: str, generation: int | None) -> CrlResult:
+        ca = self._store.authority_generation(ca_id, generation)
         number = self._store.next_crl_number(ca_id)
         result = build_crl(
             ca=ca,
@@ -462,15 +593,33 @@ class CertificateAuthority:
             now=self._clock.now(),
             validity=self._crl_validity,
         )
-        self._store.update_authority(ca_id, crl=result.der, crl_next_update=result.next_update)
+        self._store.update_generation(
+            ca_id, ca.generation, crl=result.der, crl_next_update=result.next_update
+        )
         return result
 
-    def current_crl(self, ca_id: str) -> bytes:
-        """The stored CRL, or a new one when none is stored, one is due, or status changed."""
-        ca = self._store.get_authority(ca_id)
+    def current_crl(self, ca_id: str, generation: int | None = None) -> bytes:
+        """The stored CRL of key ``generation`` (default: current), or a new one when none
+        is stored, one is due, or a status changed."""
+        ca = self._store.authority_generation(ca_id, generation)
         if ca.crl is None or ca.id in self.crl_due(only=[ca]):
-            return self.crl(ca_id).der
+            return self.crl(ca_id, generation=ca.generation).der
         return ca.crl
+
+    def retired_crls_due(self, margin: timedelta | None = None) -> list[tuple[str, int]]:
+        """(CA id, generation) of retired keys whose CRL is due, as ``crl_due`` decides,
+        while their certificate is valid (after it, everything they signed has expired)."""
+        now = self._clock.now()
+        due = []
+        for view in self._store.signing_keys():
+            if view.generation == self._store.get_authority(view.id).generation:
+                continue
+            assert view.certificate is not None
+            if x509.Certificate.load(view.certificate).not_valid_after <= now:
+                continue
+            if self.crl_due(margin, only=[view]):
+                due.append((view.id, view.generation))
+        return due
 
     def crl_due(
         self, margin: timedelta | None = None, *, only: Sequence[AuthorityRecord] | None = None
@@ -490,10 +639,11 @@ class CertificateAuthority:
     def ocsp(self, request_der: bytes) -> bytes:
         return self._ocsp.respond(request_der)
 
-    def ensure_ocsp_signer(self, ca_id: str) -> Responder:
-        """The CA's delegated OCSP responder, made (or replaced near its end) on demand."""
+    def ensure_ocsp_signer(self, ca_id: str, generation: int | None = None) -> Responder:
+        """The delegated OCSP responder of the CA's key ``generation`` (default: current),
+        made (or replaced near its end) on demand, certified by that key."""
         with self._ocsp_lock:
-            ca = self._store.get_authority(ca_id)
+            ca = self._store.authority_generation(ca_id, generation)
             if ca.certificate is None:
                 raise CaUnusable(f"CA {ca.id} has no certificate")
             if ca.ocsp_certificate is not None and ca.ocsp_key_id is not None:
@@ -514,8 +664,11 @@ class CertificateAuthority:
                 profile=profile,
                 validity=profile.default_validity,
             )
-            ca = self._store.update_authority(
-                ca.id, ocsp_key_id=signer.key_id, ocsp_certificate=result.certificate_der
+            ca = self._store.update_generation(
+                ca.id,
+                ca.generation,
+                ocsp_key_id=signer.key_id,
+                ocsp_certificate=result.certificate_der,
             )
             if self._audit is not None:
                 self._audit.append(
@@ -535,6 +688,11 @@ class CertificateAuthority:
             signer=self._keys.signer(ca.ocsp_key_id),
             signer_certificate=x509.Certificate.load(ca.ocsp_certificate),
         )
+
+
+def _ca_validity(profile: Profile, days: int | None) -> timedelta:
+    validity = profile.default_validity if days is None else timedelta(days=days)
+    return min(validity, profile.max_validity)
 
 
 def _issued_details(result: IssueResult) -> Mapping[str, Any]:

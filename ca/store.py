@@ -8,14 +8,14 @@ completes serials (``IssuanceStore``), revocation changes status
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy import CursorResult, Row, and_, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from ca.schema import ca_authority, ca_certificate
+from ca.schema import ca_authority, ca_certificate, ca_key_generation
 from trust.db import Database
 from trust.errors import CaNameTaken, CaNotFound, CertificateNotFound, Conflict
 
@@ -38,6 +38,41 @@ class AuthorityRecord:
     crl: bytes | None
     crl_next_update: datetime | None
     created_at: datetime
+    generation: int = 1  # of the key in key_id (and certificate, OCSP, CRL fields)
+
+
+@dataclass(frozen=True)
+class RetiredGeneration:
+    """A CA key replaced by a rollover; it still signs its certificates' CRLs and OCSP."""
+
+    ca_id: str
+    generation: int
+    key_id: str
+    certificate_serial: str
+    certificate: bytes
+    ocsp_key_id: str | None
+    ocsp_certificate: bytes | None
+    crl: bytes | None
+    crl_next_update: datetime | None
+    new_with_old: bytes | None
+    old_with_new: bytes | None
+    retired_at: datetime
+
+
+def generation_view(ca: AuthorityRecord, retired: RetiredGeneration) -> AuthorityRecord:
+    """``ca`` as it was with the retired key: what CRLs, OCSP and chains of the
+    certificates that key signed work from."""
+    return replace(
+        ca,
+        key_id=retired.key_id,
+        certificate_serial=retired.certificate_serial,
+        certificate=retired.certificate,
+        ocsp_key_id=retired.ocsp_key_id,
+        ocsp_certificate=retired.ocsp_certificate,
+        crl=retired.crl,
+        crl_next_update=retired.crl_next_update,
+        generation=retired.generation,
+    )
 
 
 @dataclass(frozen=True)
@@ -59,6 +94,7 @@ class CertificateRecord:
     revocation_reason: str | None
     escrow_key_id: str | None = None
     pair_serial: str | None = None
+    ca_generation: int = 1
 
     @property
     def revoked(self) -> bool:
@@ -75,6 +111,9 @@ class RevokedEntry:
 class IssuanceStore(Protocol):
     def get_authority(self, ca_id: str) -> AuthorityRecord: ...
 
+    def authority_generation(self, ca_id: str, generation: int | None) -> AuthorityRecord:
+        """The CA with key ``generation`` (None: the current one); ``CaNotFound`` if none."""
+
     def reserve(self, record: CertificateRecord) -> None:
         """Persist ``record`` (state RESERVED); ``Conflict`` if the serial exists."""
 
@@ -90,8 +129,11 @@ class StatusReader(Protocol):
 
     def find(self, serial: str) -> CertificateRecord | None: ...
 
-    def revoked_entries(self, ca_id: str, now: datetime) -> list[RevokedEntry]:
-        """Revoked, unexpired certificates of ``ca_id``, for its CRL."""
+    def revoked_entries(self, ca_id: str, now: datetime, generation: int = 1) -> list[RevokedEntry]:
+        """Revoked, unexpired certificates signed by ``ca_id``'s key ``generation``."""
+
+    def signing_keys(self) -> list[AuthorityRecord]:
+        """Every CA with a certificate, once per key generation (retired ones as views)."""
 
 
 class RevocationStore(Protocol):
@@ -112,6 +154,15 @@ class CertificateStore(IssuanceStore, StatusReader, RevocationStore, Protocol):
     def authority_by_name(self, name: str) -> AuthorityRecord | None: ...
 
     def next_crl_number(self, ca_id: str) -> int: ...
+
+    def update_generation(self, ca_id: str, generation: int, **values: Any) -> AuthorityRecord:
+        """Set CRL or OCSP fields of key ``generation``, current or retired."""
+
+    def retired_generations(self, ca_id: str) -> list[RetiredGeneration]: ...
+
+    def roll_over(self, retired: RetiredGeneration, **current: Any) -> AuthorityRecord:
+        """In one transaction: keep the current key as ``retired`` and make ``current``
+        the CA's new key generation; ``Conflict`` if another rollover came first."""
 
     def list_certificates(
         self,
@@ -187,6 +238,65 @@ class SqlCertificateStore:
             raise CaNotFound(f"no CA {ca_id}")
         return int(number)
 
+    # --- key generations ---
+
+    def retired_generations(self, ca_id: str) -> list[RetiredGeneration]:
+        g = ca_key_generation.c
+        with self._db.session() as s:
+            rows = s.execute(
+                select(ca_key_generation).where(g.ca_id == ca_id).order_by(g.generation)
+            ).all()
+        return [RetiredGeneration(**r._mapping) for r in rows]
+
+    def authority_generation(self, ca_id: str, generation: int | None) -> AuthorityRecord:
+        ca = self.get_authority(ca_id)
+        if generation is None or generation == ca.generation:
+            return ca
+        for retired in self.retired_generations(ca_id):
+            if retired.generation == generation:
+                return generation_view(ca, retired)
+        raise CaNotFound(f"CA {ca_id} has no key generation {generation}")
+
+    def update_generation(self, ca_id: str, generation: int, **values: Any) -> AuthorityRecord:
+        g = ca_key_generation.c
+        with self._db.session() as s:
+            s.execute(
+                update(ca_key_generation)
+                .where(and_(g.ca_id == ca_id, g.generation == generation))
+                .values(**values)
+            )
+            s.execute(
+                update(ca_authority)
+                .where(and_(ca_authority.c.id == ca_id, ca_authority.c.generation == generation))
+                .values(**values)
+            )
+        return self.authority_generation(ca_id, generation)
+
+    def signing_keys(self) -> list[AuthorityRecord]:
+        result = []
+        for ca in self.list_authorities():
+            if ca.certificate is None:
+                continue
+            result.append(ca)
+            result.extend(generation_view(ca, r) for r in self.retired_generations(ca.id))
+        return result
+
+    def roll_over(self, retired: RetiredGeneration, **current: Any) -> AuthorityRecord:
+        a = ca_authority.c
+        try:
+            with self._db.session() as s:
+                s.execute(insert(ca_key_generation).values(**retired.__dict__))
+                result = s.execute(
+                    update(ca_authority)
+                    .where(and_(a.id == retired.ca_id, a.generation == retired.generation))
+                    .values(generation=retired.generation + 1, **current)
+                )
+                if not isinstance(result, CursorResult) or result.rowcount != 1:
+                    raise Conflict(f"CA {retired.ca_id} was rolled over meanwhile")
+        except IntegrityError:
+            raise Conflict(f"CA {retired.ca_id} was rolled over meanwhile") from None
+        return self.get_authority(retired.ca_id)
+
     # --- certificates ---
 
     def reserve(self, record: CertificateRecord) -> None:
@@ -228,11 +338,18 @@ class SqlCertificateStore:
             )
         return self.get(serial)
 
-    def revoked_entries(self, ca_id: str, now: datetime) -> list[RevokedEntry]:
+    def revoked_entries(self, ca_id: str, now: datetime, generation: int = 1) -> list[RevokedEntry]:
         c = ca_certificate.c
         query = (
             select(c.serial, c.revoked_at, c.revocation_reason)
-            .where(and_(c.ca_id == ca_id, c.revoked_at.is_not(None), c.not_after > now))
+            .where(
+                and_(
+                    c.ca_id == ca_id,
+                    c.ca_generation == generation,
+                    c.revoked_at.is_not(None),
+                    c.not_after > now,
+                )
+            )
             .order_by(c.revoked_at, c.serial)
         )
         with self._db.session() as s:

@@ -151,6 +151,30 @@ def show(ca_id: CaIdArg, as_json: JsonOpt = False) -> None:
 
 
 @app.command()
+def rollover(
+    ca_id: CaIdArg,
+    validity_days: ValidityOpt = None,
+    links_out: Annotated[
+        Path | None, typer.Option(help="write the two link certificates here (PEM)")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Give a CA a new key and certificate; the old key keeps serving what it issued."""
+    from api.routers.ca import RolloverResponse
+
+    with certificate_authority() as authority:
+        result = authority.rollover(ca_id, validity_days=validity_days, actor=actor())
+    response = RolloverResponse.of(result)
+    if links_out is not None:
+        links_out.write_text((response.new_with_old_pem or "") + (response.old_with_new_pem or ""))
+    if as_json:
+        typer.echo(response.model_dump_json())
+    else:
+        _show_ca(result.ca, False)
+        typer.echo(f"rolled over from key generation {result.previous_generation}")
+
+
+@app.command()
 def issue(
     ca_id: CaIdArg,
     csr: Annotated[Path, typer.Option(help="PKCS#10 request, PEM or DER", exists=True)],

@@ -31,7 +31,7 @@ from ca.crl_schedule import CrlSchedule
 from ca.dual import DualIssueRequest, DualIssueResult, RecoveredKey
 from ca.issue import IssueRequest, IssueResult
 from ca.profiles import Profile, list_profiles
-from ca.service import CaInfo, CertificateInfo, CreateCaRequest
+from ca.service import CaInfo, CertificateInfo, CreateCaRequest, RolloverResult
 from trust.auth import Principal, Role
 from trust.errors import MalformedEncoding, UnsupportedMediaType
 from trust.keys import KeyAlgorithm
@@ -141,6 +141,7 @@ _CA_EXAMPLE: dict[str, Any] = {
     "not_before": "2026-01-01T00:00:00Z",
     "not_after": "2046-01-01T00:00:00Z",
     "certificate_pem": _PEM,
+    "generation": 1,
 }
 
 
@@ -157,10 +158,56 @@ class CaModel(BaseModel):
     not_before: datetime
     not_after: datetime
     certificate_pem: str
+    generation: int = Field(description="key generation: 1, then one more per rollover")
 
     @classmethod
     def of(cls, info: CaInfo) -> CaModel:
         return cls(**info.__dict__)
+
+
+class RolloverBody(_Request):
+    model_config = ConfigDict(json_schema_extra={"examples": [{}, {"validity_days": 3650}]})
+
+    validity_days: int | None = Field(None, ge=1, le=30 * 366, description="default: profile's")
+
+
+class RolloverResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "ca": {**_CA_EXAMPLE, "generation": 2},
+                    "previous_generation": 1,
+                    "new_with_old_pem": _PEM,
+                    "old_with_new_pem": _PEM,
+                }
+            ]
+        }
+    )
+
+    ca: CaModel
+    previous_generation: int
+    new_with_old_pem: str | None = Field(description="the new key certified by the old one")
+    old_with_new_pem: str | None = Field(description="the old key certified by the new one")
+
+    @classmethod
+    def of(cls, result: RolloverResult) -> RolloverResponse:
+        return cls(
+            ca=CaModel.of(result.ca),
+            previous_generation=result.previous_generation,
+            new_with_old_pem=None
+            if result.new_with_old is None
+            else certificate_pem(result.new_with_old),
+            old_with_new_pem=None
+            if result.old_with_new is None
+            else certificate_pem(result.old_with_new),
+        )
+
+
+Generation = Annotated[
+    int | None,
+    Query(ge=1, le=10_000, description="CA key generation (after rollovers)"),
+]
 
 
 class CaList(BaseModel):
@@ -482,11 +529,28 @@ async def get_ca(ca_id: CaId, _: Operator, ca: CaDep) -> CaModel:
     return CaModel.of(await run_in_threadpool(ca.get_ca, ca_id))
 
 
+@router.post(
+    "/v1/cas/{ca_id}/rollover",
+    response_model=RolloverResponse,
+    summary="Roll the CA over to a new key and certificate, with link certificates",
+    responses=problem_responses(400, 404, 409),
+)
+async def rollover(
+    ca_id: CaId, principal: Operator, ca: CaDep, body: RolloverBody | None = None
+) -> RolloverResponse:
+    days = None if body is None else body.validity_days
+    result = await run_in_threadpool(
+        lambda: ca.rollover(ca_id, validity_days=days, actor=principal.actor)
+    )
+    return RolloverResponse.of(result)
+
+
 @router.get(
     "/v1/cas/{ca_id}/certificate",
     response_class=PemResponse,
     dependencies=[public()],
-    summary="The CA's certificate: PEM, or DER with Accept: application/pkix-cert",
+    summary="The CA's certificate: PEM, or DER with Accept: application/pkix-cert; that of "
+    "its first key unless ?generation= names another (certificates' caIssuers URLs)",
     responses={
         200: {
             "content": {
@@ -497,9 +561,12 @@ async def get_ca(ca_id: CaId, _: Operator, ca: CaDep) -> CaModel:
         **problem_responses(404),
     },
 )
-async def ca_certificate(ca_id: CaId, request: Request, ca: CaDep) -> Response:
+async def ca_certificate(
+    ca_id: CaId, request: Request, ca: CaDep, generation: Generation = None
+) -> Response:
     # The AIA caIssuers extension points here, and RFC 5280 §4.2.2.1 clients want DER.
-    der = (await run_in_threadpool(ca.chain, ca_id))[0]
+    # Certificates signed by a CA's first key name this URL without a generation.
+    der = await run_in_threadpool(ca.certificate, ca_id, generation or 1)
     if PKIX_CERT in request.headers.get("accept", ""):
         return Response(der, media_type=PKIX_CERT)
     return PemResponse(certificate_pem(der))
@@ -509,14 +576,15 @@ async def ca_certificate(ca_id: CaId, request: Request, ca: CaDep) -> Response:
     "/v1/cas/{ca_id}/chain",
     response_class=PemResponse,
     dependencies=[public()],
-    summary="The CA's certificate and its issuers up to the root, PEM, the CA's own first",
+    summary="The CA's certificate and its issuers up to the root, PEM, the CA's own first "
+    "(its current key, or the key ?generation= names)",
     responses={
         200: {"content": {PemResponse.media_type: {"example": _PEM + _PEM}}},
         **problem_responses(404),
     },
 )
-async def ca_chain(ca_id: CaId, ca: CaDep) -> PemResponse:
-    chain = await run_in_threadpool(ca.chain, ca_id)
+async def ca_chain(ca_id: CaId, ca: CaDep, generation: Generation = None) -> PemResponse:
+    chain = await run_in_threadpool(ca.chain, ca_id, generation)
     return PemResponse("".join(certificate_pem(der) for der in chain))
 
 
@@ -669,14 +737,17 @@ async def release_hold(serial_hex: SerialHex, principal: Operator, ca: CaDep) ->
     "/crl/{ca_id}.crl",
     dependencies=[public()],
     response_class=Response,
-    summary="The CA's current full CRL (DER); cacheable until its nextUpdate",
+    summary="The CA's current full CRL (DER), for the certificates of its first key unless "
+    "?generation= names another (the CRL distribution point); cacheable until nextUpdate",
     responses={
         200: {"content": {PKIX_CRL: _binary("CertificateList")}},
         **problem_responses(404),
     },
 )
-async def get_crl(ca_id: CaId, ca: CaDep, clock: ClockDep) -> Response:
-    der = await run_in_threadpool(ca.current_crl, ca_id)
+async def get_crl(
+    ca_id: CaId, ca: CaDep, clock: ClockDep, generation: Generation = None
+) -> Response:
+    der = await run_in_threadpool(ca.current_crl, ca_id, generation or 1)
     next_update = asn1_crl.CertificateList.load(der)["tbs_cert_list"]["next_update"].native
     max_age = max(0, int((next_update - clock.now()).total_seconds()))
     return Response(der, media_type=PKIX_CRL, headers={"Cache-Control": f"max-age={max_age}"})

@@ -1,0 +1,228 @@
+"""CA rollover: new issuance under the new key, what the old key issued keeps validating
+(openssl verify and trust.validation, CRLs of both keys, OCSP by both keys), link
+certificates bridge old and new roots; over HTTP and trustctl."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from asn1crypto import crl as asn1_crl
+from asn1crypto import ocsp as asn1_ocsp
+
+from ca.certs import certificate_pem, load_certificate, verify_certificate
+from ca.issue import IssueRequest
+from tests.api_support import make_env as make_api_env
+from tests.ca_support import CaEnv, crl_pem, hierarchy, make_env, openssl_output, write
+from tests.test_api_ca import problem
+from tests.test_ca_ocsp import _request
+from trust.auth import Grant, Role
+from trust.keys import KeyAlgorithm, generate
+from trust.validation.path import PathRequest, PathValidator, RevocationMode
+
+
+@pytest.fixture
+def env(sqlite_url: str) -> CaEnv:
+    return make_env(sqlite_url)
+
+
+def _leaf(env: CaEnv, ca_id: str, name: str) -> bytes:
+    spki = generate(KeyAlgorithm.ECDSA_P256).public_bytes_spki()
+    return env.ca.issue(
+        IssueRequest(ca_id, "person", public_key=spki, subject={"CN": name})
+    ).certificate_der
+
+
+def _ocsp_status(env: CaEnv, leaf: bytes, issuer: bytes) -> str:
+    request = _request(load_certificate(issuer), load_certificate(leaf).serial_number, None)
+    basic = asn1_ocsp.OCSPResponse.load(env.ca.ocsp(request)).basic_ocsp_response
+    return str(basic["tbs_response_data"]["responses"][0]["cert_status"].name)
+
+
+def _verify(tmp_path: Path, leaf: bytes, untrusted: list[bytes], anchor: bytes, *crls: bytes):  # type: ignore[no-untyped-def]
+    write(tmp_path / "anchor.pem", certificate_pem(anchor))
+    write(tmp_path / "untrusted.pem", "".join(certificate_pem(c) for c in untrusted) or "\n")
+    write(tmp_path / "leaf.pem", certificate_pem(leaf))
+    args: list[str | Path] = ["verify", "-CAfile", tmp_path / "anchor.pem"]
+    if untrusted:
+        args += ["-untrusted", tmp_path / "untrusted.pem"]
+    if crls:
+        write(tmp_path / "crls.pem", b"".join(crl_pem(c) for c in crls))
+        args += ["-crl_check_all", "-CRLfile", tmp_path / "crls.pem"]
+    return openssl_output(*args, tmp_path / "leaf.pem")
+
+
+def test_issuing_ca_rollover_ecdsa(env: CaEnv, tmp_path: Path) -> None:
+    root, sub = hierarchy(env, KeyAlgorithm.ECDSA_P256)
+    old_leaf = _leaf(env, sub.id, "before")
+    result = env.ca.rollover(sub.id, actor="token:op")
+    assert result.previous_generation == 1 and result.ca.generation == 2
+    assert result.ca.key_id != sub.key_id and result.ca.subject == sub.subject
+    new_leaf = _leaf(env, sub.id, "after")
+    old_sub, new_sub = (
+        load_certificate(env.ca.certificate(sub.id, 1)),
+        load_certificate(env.ca.certificate(sub.id)),
+    )
+    verify_certificate(load_certificate(new_leaf), new_sub)  # new issuance: new key
+    verify_certificate(load_certificate(old_leaf), old_sub)
+    assert result.new_with_old is not None and result.old_with_new is not None
+    verify_certificate(load_certificate(result.new_with_old), old_sub)  # old signs new
+    verify_certificate(load_certificate(result.old_with_new), new_sub)  # new signs old
+    assert env.ca.chain(sub.id) == [new_sub.dump(), env.ca.certificate(root.id)]
+    assert env.ca.chain(sub.id, 1)[0] == old_sub.dump()
+    # The new key's certificates name their own CRL and caIssuers URLs.
+    assert "?generation=2" in str(load_certificate(new_leaf).crl_distribution_points[0].url)
+
+    env.ca.revoke(load_certificate(old_leaf).serial_number.__format__("x"), "key_compromise")
+    crl1, crl2 = env.ca.current_crl(sub.id, 1), env.ca.current_crl(sub.id, 2)
+    root_crl = env.ca.current_crl(root.id)
+    revoked_in = [
+        len(asn1_crl.CertificateList.load(c)["tbs_cert_list"]["revoked_certificates"])
+        for c in (crl1, crl2)
+    ]
+    assert revoked_in == [1, 0]  # one CRL per key, each for what that key signed
+    for crl, sub_cert in ((crl1, old_sub), (crl2, new_sub)):
+        parsed = asn1_crl.CertificateList.load(crl)
+        assert parsed.authority_key_identifier == sub_cert.key_identifier
+
+    root_der = env.ca.certificate(root.id)
+    code, out = _verify(tmp_path, new_leaf, [new_sub.dump()], root_der, crl1, crl2, root_crl)
+    assert code == 0, out
+    code, out = _verify(tmp_path, old_leaf, [old_sub.dump()], root_der, crl1, crl2, root_crl)
+    assert code != 0 and "certificate revoked" in out
+    other = _leaf(env, sub.id, "after 2")
+    code, out = _verify(tmp_path, other, [new_sub.dump()], root_der, crl1, crl2, root_crl)
+    assert code == 0, out
+
+    # trust.validation: both generations' certificates validate with their CRLs.
+    validator = PathValidator([root_der])
+    for leaf, sub_cert in ((new_leaf, new_sub), (old_leaf, old_sub)):
+        validation = validator.validate(
+            PathRequest(
+                leaf,
+                intermediates=[sub_cert.dump()],
+                crls=[crl1, crl2, root_crl],
+                revocation_mode=RevocationMode.HARD_FAIL,
+            )
+        )
+        assert validation.ok is (leaf == new_leaf), validation.failure
+
+    # OCSP: each key's responder answers for what it signed.
+    assert _ocsp_status(env, new_leaf, new_sub.dump()) == "good"
+    assert _ocsp_status(env, old_leaf, old_sub.dump()) == "revoked"
+    assert _ocsp_status(env, new_leaf, old_sub.dump()) == "unknown"
+
+
+def test_root_rollover_links_bridge_old_and_new_anchors(env: CaEnv, tmp_path: Path) -> None:
+    root, sub = hierarchy(env, KeyAlgorithm.ECDSA_P256)
+    old_root = env.ca.certificate(root.id)
+    old_sub = env.ca.certificate(sub.id)
+    old_leaf = _leaf(env, sub.id, "old world")
+    rolled = env.ca.rollover(root.id)
+    new_root = env.ca.certificate(root.id, 2)
+    assert load_certificate(new_root).self_signed == "maybe"  # self-signed, new key
+    # The issuing CA still chains to the root key that certified it.
+    assert env.ca.chain(sub.id) == [old_sub, old_root]
+    sub_rolled = env.ca.rollover(sub.id)  # now certified by the new root key
+    assert env.ca.chain(sub.id) == [env.ca.certificate(sub.id), new_root]
+    new_leaf = _leaf(env, sub.id, "new world")
+    assert rolled.new_with_old is not None and rolled.old_with_new is not None
+    assert sub_rolled.ca.generation == 2
+
+    new_sub = env.ca.certificate(sub.id)
+    # Trusting only the old root: new certificates through NewWithOld.
+    code, out = _verify(tmp_path, new_leaf, [new_sub, rolled.new_with_old], old_root)
+    assert code == 0, out
+    code, out = _verify(tmp_path, new_leaf, [new_sub], old_root)
+    assert code != 0  # without the link it cannot
+    # Trusting only the new root: old certificates through OldWithNew.
+    code, out = _verify(tmp_path, old_leaf, [old_sub, rolled.old_with_new], new_root)
+    assert code == 0, out
+    # CRLs of both root keys, with the issuing CA's both keys.
+    crls = [env.ca.current_crl(root.id, g) for g in (1, 2)]
+    crls += [env.ca.current_crl(sub.id, g) for g in (1, 2)]
+    code, out = _verify(tmp_path, new_leaf, [new_sub], new_root, *crls)
+    assert code == 0, out
+    code, out = _verify(tmp_path, old_leaf, [old_sub], old_root, *crls)
+    assert code == 0, out
+
+
+def test_sm2_rollover_link_by_link(env: CaEnv) -> None:
+    root, sub = hierarchy(env, KeyAlgorithm.SM2)
+    old_leaf = _leaf_sm2(env, sub.id)
+    result = env.ca.rollover(sub.id)
+    new_leaf = _leaf_sm2(env, sub.id)
+    old_sub = load_certificate(env.ca.certificate(sub.id, 1))
+    new_sub = load_certificate(env.ca.certificate(sub.id, 2))
+    verify_certificate(load_certificate(old_leaf), old_sub)
+    verify_certificate(load_certificate(new_leaf), new_sub)
+    verify_certificate(new_sub, load_certificate(env.ca.certificate(root.id)))
+    assert result.new_with_old is not None and result.old_with_new is not None
+    verify_certificate(load_certificate(result.new_with_old), old_sub)
+    verify_certificate(load_certificate(result.old_with_new), new_sub)
+
+
+def _leaf_sm2(env: CaEnv, ca_id: str) -> bytes:
+    spki = generate(KeyAlgorithm.SM2).public_bytes_spki()
+    return env.ca.issue(
+        IssueRequest(ca_id, "person", public_key=spki, subject={"CN": "国密"})
+    ).certificate_der
+
+
+def test_rollover_over_http(tmp_path: Path) -> None:
+    api = make_api_env(tmp_path)
+    api.clock.set(datetime.now(UTC).replace(microsecond=0))
+    operator = api.headers(Grant(Role.ca_operator))
+    from tests.test_api_ca import hierarchy as api_hierarchy
+
+    _, sub = api_hierarchy(api, operator, "ecdsa-p256")
+    url = f"/v1/cas/{sub['id']}/rollover"
+    problem(api.client.post(url, json={}, headers=api.headers(Grant(Role.key_admin))), 403)
+    r = api.client.post(url, json={"validity_days": 365}, headers=operator)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["ca"]["generation"] == 2 and body["previous_generation"] == 1
+    assert body["new_with_old_pem"].startswith("-----BEGIN CERTIFICATE-----")
+    assert api.client.get(f"/v1/cas/{sub['id']}", headers=operator).json()["generation"] == 2
+    chain = api.client.get(f"/v1/cas/{sub['id']}/chain").text
+    assert chain.startswith(body["ca"]["certificate_pem"])
+    old_chain = api.client.get(f"/v1/cas/{sub['id']}/chain?generation=1").text
+    assert old_chain.startswith(sub["certificate_pem"])
+    for generation in ("", "?generation=2"):
+        r = api.client.get(f"/crl/{sub['id']}.crl{generation}")
+        assert r.status_code == 200 and r.headers["content-type"] == "application/pkix-crl"
+    first = api.client.get(f"/v1/cas/{sub['id']}/certificate").text
+    assert first == sub["certificate_pem"]  # the plain caIssuers URL: the first key's
+    second = api.client.get(f"/v1/cas/{sub['id']}/certificate?generation=2").text
+    assert second == body["ca"]["certificate_pem"]
+    problem(api.client.get(f"/crl/{sub['id']}.crl?generation=7"), 404, "ca_not_found")
+    problem(api.client.post("/v1/cas/ca_0000/rollover", json={}, headers=operator), 404)
+
+
+def test_rollover_with_trustctl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.test_cli_ca import run
+
+    monkeypatch.setenv("TRUST_VAR_DIR", str(tmp_path / "var"))
+    for name in ("TRUST_DATABASE_URL", "TRUST_REDIS_URL", "TRUST_MASTER_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    from typer.testing import CliRunner
+
+    from trust.settings import get_settings
+
+    get_settings.cache_clear()
+    try:
+        cli = CliRunner()
+        run(cli, "init")
+        cas = json.loads(run(cli, "ca", "list", "--json").stdout)["cas"]
+        issuing = next(c for c in cas if c["parent_id"] and c["algorithm"] == "sm2")
+        links = tmp_path / "links.pem"
+        out = json.loads(
+            run(cli, "ca", "rollover", issuing["id"], "--json", "--links-out", str(links)).stdout
+        )
+        assert out["ca"]["generation"] == 2 and links.read_text().count("BEGIN CERTIFICATE") == 2
+        issued = json.loads(run(cli, "ca", "crl", "--issue", "--json").stdout)["issued"]
+        assert f"{issuing['id']}/1" in issued  # the retired key's CRL is kept up too
+    finally:
+        get_settings.cache_clear()
