@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
@@ -121,7 +121,27 @@ class CreateSignerBody(_Request):
         )
 
 
+_SIGNER_EXAMPLE: dict[str, Any] = {
+    "id": _EXAMPLE_ID,
+    "label": "invoice signing",
+    "key_id": "key_5f0c2e4a9b1d7c3e8f6a0b2d",
+    "algorithm": "SM2",
+    "source": "issued",
+    "status": "active",
+    "owner": "token:3f9a1c0b7e42",
+    "created_at": "2026-01-01T00:00:00Z",
+    "subject": "C=CN, O=某单位, CN=某单位发票签名",
+    "not_after": "2029-01-01T00:00:00Z",
+    "certificate_serial": "5d2f0c9e8b7a61423f1e0d9c8b7a6f51",
+    "ca_id": "ca_55d6b20491b0ccc6",
+    "certificate_pem": "-----BEGIN CERTIFICATE-----\n...\n-----END CERTIFICATE-----\n",
+    "chain_pem": "-----BEGIN CERTIFICATE-----\n...\n-----END CERTIFICATE-----\n",
+}
+
+
 class SignerModel(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [_SIGNER_EXAMPLE]})
+
     id: str
     label: str
     key_id: str
@@ -158,10 +178,14 @@ class SignerModel(BaseModel):
 
 
 class SignerList(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"signers": [_SIGNER_EXAMPLE]}]})
+
     signers: list[SignerModel]
 
 
 class StatusBody(_Request):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"status": "disabled"}]})
+
     status: Literal["active", "disabled"]
 
 
@@ -208,6 +232,18 @@ class CmsItem(_Request):
 
 
 class CmsBatchBody(_CmsOptionsBody):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "items": [{"data_b64": _EXAMPLE_DATA}, {"data_b64": "c2Vjb25k"}],
+                    "detached": True,
+                    "timestamp": False,
+                }
+            ]
+        }
+    )
+
     items: list[CmsItem] = Field(min_length=1, max_length=1000)
 
 
