@@ -1,0 +1,146 @@
+"""OFD stamping and verification of a 1 MB, 10-page document, against SM3 over the
+package bytes plus one SM2 signature measured in the same run.
+
+    .venv/bin/python scripts/bench/documents.py [--rounds 2] [--repeat 5] [--http]
+
+Figures are milliseconds per document (best mean of --rounds, each of --repeat
+operations); each round measures its reference right before:
+
+- reference: SM3 over the whole package (``trust.sm3``) plus one SM2 signature of a
+  32-byte message (``get_backend("openssl")`` private handle), one thread;
+- stamp: ``stamp_ofd`` in this process: unzip with the safety limits, SM3 of every file,
+  Signature.xml, one SES_Signature v4 (``seals.build`` with an in-memory SM2 key and a
+  prebuilt seal: the same single SM2 signature), the package written back;
+- verify: ``verify_ofd`` on the stamped package: References, dataHash, signer and maker
+  signatures (two SM2 verifications), no trust anchors;
+- with --http, stamp http / verify http: ``POST /v1/documents/stamp`` (seal service, key
+  store, audit; ``trustctl serve``, 1 worker, SQLite, through ``keystore_http.served``
+  and the seal set up by ``seals.prepare``) and ``POST /v1/documents/verify`` (the
+  service's seal verifier: paths, revocation, registry), one keep-alive client on the
+  same host. Off by default: setting the server up takes a minute or two of trustctl
+  runs on a loaded machine.
+
+Target: stamp <= 3x reference (issue 9). The HTTP figures carry the upload, multipart
+parsing, the key store, the audit records and the response on top, and are reported
+for information.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from scripts.bench.keystore_http import served  # noqa: E402
+from scripts.bench.seals import prepare  # noqa: E402
+from seals.documents.ofd_sign import Placement, Rect, stamp_ofd  # noqa: E402
+from seals.documents.ofd_verify import verify_ofd  # noqa: E402
+from tests.ofd_support import make_ofd, seal_signer  # noqa: E402
+from tests.seals_helpers import identity  # noqa: E402
+from trust.sm2.select import get_backend  # noqa: E402
+from trust.sm3 import sm3  # noqa: E402
+
+PAGES = 10
+SIZE = 1 << 20
+TARGET = 3.0
+MESSAGE = b"k" * 32
+
+
+def per_op(op: Callable[[], object], repeat: int) -> float:
+    """Mean milliseconds per call over ``repeat`` calls, after one warm-up call."""
+    op()
+    start = time.perf_counter()
+    for _ in range(repeat):
+        op()
+    return (time.perf_counter() - start) / repeat * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--http", action="store_true", help="also over HTTP (slow set-up)")
+    args = parser.parse_args()
+
+    document = make_ofd(PAGES, SIZE - 4096)
+    handle = get_backend("openssl").generate()
+    seal_signature = seal_signer(identity("bench maker"), identity("bench signer"))
+    placement = Placement(1, Rect(120, 200, 40, 40))
+    stamped = stamp_ofd(document, seal_signature=seal_signature, placement=placement)
+    if verify_ofd(stamped).indication.value != "TOTAL_PASSED":
+        raise SystemExit("the stamped document does not verify")
+
+    def reference() -> None:
+        sm3(document)
+        handle.sign(MESSAGE)
+
+    runs: dict[str, Callable[[], object]] = {
+        "stamp": lambda: stamp_ofd(document, seal_signature=seal_signature, placement=placement),
+        "verify": lambda: verify_ofd(stamped),
+    }
+    http = _http(document) if args.http else None
+    if http is not None:
+        runs.update(http[0])
+    best: dict[str, tuple[float, float]] = {}
+    try:
+        for _ in range(args.rounds):
+            for name, op in runs.items():
+                ref = per_op(reference, args.repeat * 5)
+                measured = per_op(op, args.repeat)
+                if name not in best or measured / ref < best[name][1] / best[name][0]:
+                    best[name] = (ref, measured)
+    finally:
+        if http is not None:
+            http[1]()
+
+    print(f"OFD, {PAGES} pages, {len(document) / 2**20:.2f} MiB package; "
+          f"{args.rounds} rounds of {args.repeat}; ms per document")  # fmt: skip
+    print(f"{'':22}{'reference':>10}{'ms':>9}{'ratio':>8}")
+    for name, (ref, measured) in best.items():
+        target = f"  target <= {TARGET:g}x: " + ("ok" if measured / ref <= TARGET else "MISSED")
+        print(
+            f"{name:22}{ref:>10.2f}{measured:>9.2f}{measured / ref:>8.2f}"
+            + (target if name == "stamp" else "")
+        )
+
+
+def _http(document: bytes) -> tuple[dict[str, Callable[[], object]], Callable[[], None]]:
+    """The HTTP operations against a fresh server, and how to stop it."""
+    tmp = tempfile.TemporaryDirectory()
+    var = Path(tmp.name) / "var"
+    server = served(var)
+    base, _, key_id = server.__enter__()
+    signer_id, esid, token = prepare(var, key_id)
+    client = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60)
+    form = {"seal_id": esid, "signer": signer_id, "x": "120", "y": "200"}
+
+    def stamp() -> bytes:
+        r = client.post("/v1/documents/stamp", data=form, files={"file": ("a.ofd", document)})
+        if r.status_code != 200:
+            raise SystemExit(f"stamp: {r.status_code} {r.text}")
+        return r.content
+
+    stamped = stamp()
+
+    def verify() -> None:
+        r = client.post("/v1/documents/verify", files={"file": ("a.ofd", stamped)})
+        if r.status_code != 200 or r.json()["indication"] != "TOTAL_PASSED":
+            raise SystemExit(f"verify: {r.status_code} {r.text[:2000]}")
+
+    def stop() -> None:
+        client.close()
+        server.__exit__(None, None, None)
+        tmp.cleanup()
+
+    return {"stamp http": stamp, "verify http": verify}, stop
+
+
+if __name__ == "__main__":
+    main()
