@@ -468,7 +468,7 @@ SAMPLES = [(name, parse_seal) for name in SEALS] + [(name, parse_signature) for 
 
 
 def _parses_or_refuses(parse, data: bytes) -> None:  # type: ignore[no-untyped-def]
-    with contextlib.suppress(PARSE_ERRORS):
+    with contextlib.suppress(*PARSE_ERRORS):
         parse(data)
 
 
