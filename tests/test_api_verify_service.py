@@ -368,3 +368,27 @@ def test_certificate_outside_its_validity(tmp_path: Path, at: str, sub: str) -> 
     r = env.client.post("/v1/verify/certificate", json=body)
     assert (r.json()["indication"], r.json()["sub_indication"]) == ("TOTAL_FAILED", sub)
     assert r.json()["time_source"] == "requested"
+
+
+def test_malformed_tokens_and_batches_are_format_failures_fast(tmp_path: Path) -> None:
+    import time
+
+    from tests.test_verify_cms import _malformed
+
+    env = env_with_outside_root(tmp_path)
+    env.client.get("/healthz")  # the test client's first request starts its event loop
+    # Bodies past max_body_bytes (1 MiB) are 413 before any parsing (test_api_verify).
+    blobs = {k: v for k, v in _malformed().items() if len(v) < 300_000}
+    for name, blob in blobs.items():
+        started = time.monotonic()
+        r = env.client.post("/v1/verify/timestamp", json={"token_b64": b64(blob)})
+        assert time.monotonic() - started < 1.0, name
+        assert r.status_code == 200, (name, r.text)
+        assert r.json()["sub_indication"] == "FORMAT_FAILURE", name
+    started = time.monotonic()
+    r = env.client.post(
+        "/v1/verify/cms:batch",
+        json={"items": [{"cms_b64": b64(b)} for b in blobs.values() if len(b) < 50_000]},
+    )
+    assert time.monotonic() - started < 1.0 * len(blobs)
+    assert {x["report"]["sub_indication"] for x in r.json()["results"]} == {"FORMAT_FAILURE"}

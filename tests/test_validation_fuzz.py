@@ -65,3 +65,44 @@ def test_malformed_intermediate_and_crl(intermediate, crl):
     _report_or_trust_error(
         lambda: validate_certificate(LEAF, [intermediate], anchors=[ROOT], at=T0, crls=[crl])
     )
+
+
+def _stamped() -> tuple[bytes, bytes, bytes]:
+    """(a stamped CMS, its token, the root), from the pyca test PKI."""
+    from tests.validation_support import pyca_cms, pyca_pki, pyca_tsa, stamp
+    from trust.clock import FakeClock
+    from trust.cms import verify_signed_data
+
+    pki = pyca_pki("ecdsa")
+    tsa, _ = pyca_tsa(pki.sub, FakeClock(T0))
+    der = stamp(pyca_cms(pki.leaf, b"fuzzed"), tsa)
+    info = verify_signed_data(der)
+    assert info.signers[0].signature_ok
+    from asn1crypto import cms
+
+    attrs = cms.ContentInfo.load(der)["content"]["signer_infos"][0]["unsigned_attrs"]
+    return der, attrs[0]["values"][0].dump(), pki.root.der
+
+
+STAMPED, TOKEN, STAMP_ROOT = _stamped()
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(token=st.one_of(mutated(TOKEN), st.binary(max_size=300)))
+def test_malformed_timestamp_token(token):
+    from timestamp.checker import TokenChecker
+    from trust.validation import verify_timestamp
+
+    _report_or_trust_error(
+        lambda: verify_timestamp(token, checker=TokenChecker(), data=b"x", anchors=[STAMP_ROOT])
+    )
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(der=mutated(STAMPED))
+def test_malformed_stamped_cms_is_always_a_report(der):
+    from timestamp.checker import TokenChecker
+    from trust.validation import verify_cms
+
+    report = verify_cms(der, anchors=[STAMP_ROOT], timestamp_checker=TokenChecker())
+    assert isinstance(report, ValidationReport)
