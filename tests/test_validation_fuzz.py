@@ -89,7 +89,7 @@ STAMPED, TOKEN, STAMP_ROOT = _stamped()
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(token=st.one_of(mutated(TOKEN), st.binary(max_size=300)))
-def test_malformed_timestamp_token(token):
+def test_malformed_timestamp_token(token: bytes) -> None:
     from timestamp.checker import TokenChecker
     from trust.validation import verify_timestamp
 
@@ -100,7 +100,7 @@ def test_malformed_timestamp_token(token):
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(der=mutated(STAMPED))
-def test_malformed_stamped_cms_is_always_a_report(der):
+def test_malformed_stamped_cms_is_always_a_report(der: bytes) -> None:
     from timestamp.checker import TokenChecker
     from trust.validation import verify_cms
 
