@@ -3,7 +3,7 @@ or after it) and time-stamp tokens on their own (verify_timestamp)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cache
 
 import pytest
@@ -252,3 +252,37 @@ def test_sm2_token_from_the_tsa_with_its_sm2_chain(sqlite_url: str) -> None:
     report = verify_timestamp(response.token, checker=CHECKER, data=b"sm2 document", anchors=[root])
     assert report.indication is Indication.TOTAL_PASSED, render_text(report)
     assert report.timestamps[0].message_imprint_algorithm == "sm3"
+
+
+def test_sm2_cms_with_an_sm2_token_from_the_tsa(sqlite_url: str) -> None:
+    """All SM2: a CMS by an SM2 key, stamped by the TSA's GM/T 0033 unit (SM3 imprint over
+    the signature value), checked on both SM2 backends."""
+    from tests.certs_helper import make_chain
+    from trust.cms import (
+        KeySigner,
+        add_unsigned_attributes,
+        build_signed_data,
+        timestamp_token_attribute,
+        verify_signed_data,
+    )
+    from trust.cms.algorithms import digest
+    from trust.sm2.select import get_backend
+
+    root, leaf, key = make_chain(KeyAlgorithm.SM2)
+    der = build_signed_data(CONTENT, KeySigner(key, leaf))
+    signature = verify_signed_data(der).signers[0].signature
+    # make_chain's certificates start now: the token must be dated after that.
+    tsa = authority(migrated(sqlite_url), clock=FakeClock(datetime.now(UTC)))
+    token = tsa.issue("sm3", digest("sm3", signature), unit="sm2").token
+    stamped = add_unsigned_attributes(der, [timestamp_token_attribute(token)])
+    tsa_root, _, _ = tsa_chain(KeyAlgorithm.SM2)
+    for backend in ("openssl", "pure"):
+        report = verify_cms(
+            stamped,
+            anchors=[root, tsa_root],
+            timestamp_checker=CHECKER,
+            sm2_backend=get_backend(backend),
+        )
+        assert report.indication is Indication.TOTAL_PASSED, render_text(report)
+        assert report.time_source is TimeSource.PROVEN
+        assert report.timestamps[0].message_imprint_algorithm == "sm3"
