@@ -15,13 +15,19 @@ import os
 import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import Connection, CursorResult, bindparam, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from keystore import envelope
-from keystore.audit import SYSTEM_ACTOR, AuditSink, SignatureAudit, SignatureRecord
+from keystore.audit import (
+    SYSTEM_ACTOR,
+    AuditSink,
+    SignatureAudit,
+    SignatureRecord,
+    WriteBehindAudit,
+)
 from keystore.cache import ALL_KEYS, CHANNEL, CachedKey, KeyCache
 from keystore.envelope import KekRing
 from keystore.kek import KekProvider, build_kek_provider
@@ -115,12 +121,19 @@ class KeyStore:
         cache_ttl: float = 60.0,
         destruction_wait: timedelta = timedelta(days=7),
         sm2_backend: SM2Backend | None = None,
+        audit_mode: Literal["durable", "write_behind"] = "durable",
+        write_behind_seconds: float = 0.05,
     ) -> None:
         self._db = db
         self._ring = kek if isinstance(kek, KekRing) else KekRing(kek)
         self._clock = clock
         self._audit = audit
-        self._signature_audit = SignatureAudit(audit)
+        # Durable by default: sign returns after its audit record commits (keystore.audit).
+        self._signature_audit: SignatureAudit | WriteBehindAudit = (
+            WriteBehindAudit(audit, interval=write_behind_seconds)
+            if audit_mode == "write_behind"
+            else SignatureAudit(audit)
+        )
         self._coordination = coordination
         self._cache = KeyCache(cache_ttl)
         self._destruction_wait = destruction_wait
@@ -130,6 +143,7 @@ class KeyStore:
             self._subscription = coordination.subscribe(CHANNEL, self._cache.invalidate)
 
     def close(self) -> None:
+        self._signature_audit.close()
         if self._subscription is not None:
             self._subscription.close()
             self._subscription = None
@@ -1013,6 +1027,8 @@ def build_keystore(
         coordination=coordination,
         cache_ttl=settings.key_cache_ttl_seconds,
         destruction_wait=timedelta(seconds=settings.key_destruction_wait_seconds),
+        audit_mode=settings.keystore_audit_mode,
+        write_behind_seconds=settings.keystore_audit_write_behind_seconds,
     )
 
 

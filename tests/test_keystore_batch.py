@@ -3,16 +3,17 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
 import pytest
 
 from keystore import Algorithm, SignInput
-from keystore.audit import SYSTEM_ACTOR, SignatureAudit, SignatureRecord
-from tests.test_keystore import ADMIN, APP, STRANGER, Env, env, request  # noqa: F401
+from keystore.audit import SYSTEM_ACTOR, SignatureAudit, SignatureRecord, WriteBehindAudit
+from tests.test_keystore import ADMIN, APP, STRANGER, Env, env, open_env, request  # noqa: F401
 from trust.audit.encoding import MAX_DETAILS_BYTES, canonical_json
-from trust.errors import Forbidden, KeySuspended
+from trust.errors import Forbidden, KeySuspended, StorageUnavailable
 from trust.keys import SM2PublicKey, load_public_key
 from trust.sm3 import sm3
 
@@ -160,3 +161,54 @@ def test_batch_records_stay_under_the_cap_whatever_the_callers() -> None:
     sizes = [len(canonical_json(d)) for _, _, d in sink.calls]
     assert len(sizes) > 1 and max(sizes) <= MAX_DETAILS_BYTES
     assert sum(d["count"] for _, _, d in sink.calls if d is not None) == 2_000
+
+
+# --- write-behind (opt-in) ----------------------------------------------------------
+
+
+def test_write_behind_returns_first_and_writes_within_the_interval(database_url: str) -> None:
+    e = open_env(database_url, audit_mode="write_behind", write_behind_seconds=0.05)
+    info = e.store.generate(request(), ADMIN)
+    for i in range(30):
+        e.store.sign(info.id, b"%d" % i, APP)
+    e.store.sign_many(info.id, [SignInput(b"many %d" % i) for i in range(70)], APP)
+    deadline = time.monotonic() + 5
+    while sum(_count(r) for r in _sign_records(e)) < 100 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert sum(_count(r) for r in _sign_records(e)) == 100
+    e.store.sign(info.id, b"last", APP)
+    e.store.close()  # writes what is still queued
+    assert sum(_count(r) for r in _sign_records(e)) == 101
+    assert e.audit.verify().ok
+    with pytest.raises(RuntimeError):
+        e.store.sign(info.id, b"after close", APP)
+    e.db.dispose()
+
+
+def _count(record: Any) -> int:
+    return int(record.details["count"]) if record.action == "key.sign.batch" else 1
+
+
+class _FlakySink(_Sink):
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    def append(self, actor: str, action: str, **kw: Any) -> object:
+        if self.failures:
+            self.failures -= 1
+            raise StorageUnavailable("database down")
+        return super().append(actor, action, **kw)
+
+
+def test_write_behind_retries_a_failed_write_and_loses_nothing() -> None:
+    sink = _FlakySink(failures=3)
+    audit = WriteBehindAudit(sink, interval=0.01)
+    audit.record_many([_rec(i) for i in range(5)])
+    audit.record(_rec(5))
+    deadline = time.monotonic() + 5
+    while not sink.calls and time.monotonic() < deadline:
+        time.sleep(0.01)
+    audit.close()
+    assert sink.failures == 0
+    assert sum(d.get("count", 1) for _, _, d in sink.calls if d is not None) == 6

@@ -89,6 +89,11 @@ class Settings(BaseSettings):
     key_cache_ttl_seconds: float = Field(60.0, gt=0)
     # Scheduled destruction waits this long (a window to cancel a mistake).
     key_destruction_wait_seconds: float = Field(7 * 86400.0, ge=0)
+    # durable: a signature returns only once its audit record is committed. write_behind
+    # (opt-in): it returns at once and the record is committed within the interval below,
+    # so a crash can lose the records of signatures already returned in that last interval.
+    keystore_audit_mode: Literal["durable", "write_behind"] = "durable"
+    keystore_audit_write_behind_seconds: float = Field(0.05, gt=0, le=5)
 
     # --- audit ---
     audit_checkpoint_every: int = Field(1000, ge=1, description="records per signed checkpoint")

@@ -2,6 +2,7 @@
 
     .venv/bin/python scripts/bench/keystore_http.py [--seconds 3] [--rounds 3]
                                                     [--clients 8] [--batch 100]
+                                                    [--audit-mode durable|write_behind]
 
 Starts ``trustctl serve`` (1 worker, SQLite, default settings except the rate
 limit, in a fresh temporary var dir) as a subprocess and measures, in signatures
@@ -16,6 +17,8 @@ right before the HTTP figures):
 
 Targets: sign >= 0.5x raw, sign:batch >= 0.75x raw. The client runs on the same
 host as the server and takes CPU from it, as it would behind a local proxy.
+``--audit-mode`` sets the server's ``keystore_audit_mode`` (default durable: every
+signature's audit record is committed before the answer); the header says which.
 """
 
 from __future__ import annotations
@@ -57,11 +60,12 @@ def _trustctl(env: dict[str, str], *args: str) -> str:
 
 
 @contextmanager
-def served(var: Path) -> Iterator[tuple[str, str, str]]:
+def served(var: Path, audit_mode: str = "durable") -> Iterator[tuple[str, str, str]]:
     """A fresh server: (base url, signer token, SM2 key id)."""
     env = {
         **os.environ,
         "TRUST_VAR_DIR": str(var),
+        "TRUST_KEYSTORE_AUDIT_MODE": audit_mode,
         "TRUST_LOG_LEVEL": "WARNING",
         # The default (600 a minute per client) would measure the rate limiter.
         "TRUST_RATE_LIMIT_REQUESTS": str(10**9),
@@ -130,6 +134,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--audit-mode", choices=("durable", "write_behind"), default="durable")
     args = parser.parse_args()
 
     handle = get_backend("openssl").generate()
@@ -137,7 +142,14 @@ def main() -> None:
     single = json.dumps({"data_b64": data}).encode()
     batch = json.dumps({"items": [{"data_b64": data}] * args.batch}).encode()
 
-    with tempfile.TemporaryDirectory() as tmp, served(Path(tmp) / "var") as (base, token, key_id):
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        served(Path(tmp) / "var", args.audit_mode) as (
+            base,
+            token,
+            key_id,
+        ),
+    ):
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
         local = threading.local()
 
@@ -178,7 +190,10 @@ def main() -> None:
                 if name not in best or http / raw > best[name][1] / best[name][0]:
                     best[name] = (raw, http)
 
-    print(f"1 worker, SQLite; {args.rounds} rounds of {args.seconds:.1f} s; signatures/s")
+    print(
+        f"1 worker, SQLite, audit {args.audit_mode}; "
+        f"{args.rounds} rounds of {args.seconds:.1f} s; signatures/s"
+    )
     print(f"{'':30}{'raw':>8}{'http':>8}{'ratio':>8}{'target':>8}")
     for name, (raw, http) in best.items():
         target = TARGETS[runs[name][2]]
