@@ -182,12 +182,14 @@ class Services:
         if self._documents is None:
             self._documents = DocumentService(
                 self.seals,
+                self.signers,
                 self.clock,
                 self.audit,
                 seal_verifier=lambda signature, original: self.seal_verifier().verify_signature(
                     signature, original=original
                 ),
                 anchors=self.trust_anchors,
+                timestamper=self.signature_timestamper(),
             )
         return self._documents
 
@@ -271,7 +273,9 @@ async def get_keystore(request: Request) -> KeyStore:
     return get_services(request).keystore()
 
 
-def get_ca(request: Request) -> CertificateAuthority:
+async def get_ca(request: Request) -> CertificateAuthority:
+    # async, as get_keystore: building it reads nothing, and a plain def would cost a
+    # thread-pool hop on every OCSP request.
     return get_services(request).ca()
 
 
