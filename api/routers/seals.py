@@ -12,7 +12,7 @@ import base64
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Body, Path, Query, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from starlette.concurrency import run_in_threadpool
 
@@ -43,6 +43,30 @@ _EXAMPLE_PNG = (
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5E"
     "rkJggg=="
 )
+_ESID = "11010000000001"
+_TIME = "2026-03-01T08:00:00Z"
+_SEAL_EXAMPLE: dict[str, Any] = {
+    "esid": _ESID,
+    "type": "contract",
+    "type_code": 4,
+    "name": "某某单位合同专用章",
+    "organization": "某某单位",
+    "image_type": "PNG",
+    "width_mm": 40,
+    "height_mm": 40,
+    "valid_from": "2026-01-01T00:00:00Z",
+    "valid_to": "2028-01-01T00:00:00Z",
+    "cert_list_type": "certificates",
+    "signers": 1,
+    "applicant": "token:3f2a9c1b7d4e",
+    "approvals": ["token:8b1c2d3e4f5a"],
+    "status": "active",
+    "status_now": "active",
+    "made": True,
+    "maker_certificate_serial": "5c1e0f9d4a1f9c0e7d2b6a38",
+    "created_at": _TIME,
+    "updated_at": _TIME,
+}
 _MAX_STATUS_CACHE = 86400  # a past instant's status never changes
 _NOW_STATUS_CACHE = 10
 
@@ -123,10 +147,14 @@ class ApplyBody(_Request):
 
 
 class ReasonBody(_Request):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"reason": "印章保管人离岗"}]})
+
     reason: Annotated[str, StringConstraints(max_length=1000)] | None = None
 
 
 class SealModel(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [_SEAL_EXAMPLE]})
+
     esid: str
     type: str
     type_code: int
@@ -175,6 +203,10 @@ class SealModel(BaseModel):
 
 
 class SealList(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"items": [_SEAL_EXAMPLE], "next_offset": None}]}
+    )
+
     items: list[SealModel]
     next_offset: int | None
 
@@ -198,11 +230,51 @@ class StatusChangeModel(BaseModel):
 
 
 class HistoryModel(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "esid": _ESID,
+                    "history": [
+                        {
+                            "seq": 1,
+                            "status": "applied",
+                            "at": _TIME,
+                            "actor": "token:3f2a9c1b7d4e",
+                            "reason": None,
+                        },
+                        {
+                            "seq": 2,
+                            "status": "approved",
+                            "at": _TIME,
+                            "actor": "token:8b1c2d3e4f5a",
+                            "reason": None,
+                        },
+                    ],
+                }
+            ]
+        }
+    )
+
     esid: str
     history: list[StatusChangeModel]
 
 
 class StatusModel(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "esid": _ESID,
+                    "at": _TIME,
+                    "status": "active",
+                    "valid_from": "2026-01-01T00:00:00Z",
+                    "valid_to": "2028-01-01T00:00:00Z",
+                }
+            ]
+        }
+    )
+
     esid: str
     at: datetime
     status: str | None = Field(description="null: the seal had not been applied for then")
@@ -254,6 +326,20 @@ class StampBody(_DataInput):
 
 
 class StampResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "signature_b64": "MIIK...",
+                    "esid": _ESID,
+                    "signer": "sgn_4b1e0c9a7d3f2e6b8a5c1d0f",
+                    "signing_time": _TIME,
+                    "timestamped": False,
+                }
+            ]
+        }
+    )
+
     signature_b64: str = Field(description="DER SES_Signature (GB/T 38540 v4)")
     esid: str
     signer: str
@@ -262,11 +348,19 @@ class StampResponse(BaseModel):
 
 
 class VerifySealBody(_Request):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"eseal_b64": "MIIJ..."}]})
+
     eseal_b64: Base64
     at: AwareDatetime | None = Field(None, description="the time to judge validity at; now")
 
 
 class VerifySignatureBody(_Request):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"signature_b64": "MIIK...", "data_b64": "PFNpZ25hdHVyZS8+"}]
+        }
+    )
+
     signature_b64: Base64
     data_b64: Base64 | None = Field(None, description="the signed data, to compare dataHash")
     sm3_b64: Base64 | None = Field(None, description="or its SM3 digest")
@@ -286,6 +380,37 @@ class CheckModel(BaseModel):
 
 
 class SealReport(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "validated_object": "seal_signature",
+                    "version": "V4",
+                    "indication": "failed",
+                    "sub_indication": "SEAL_SUSPENDED_AT_SIGNING_TIME",
+                    "signing_time": _TIME,
+                    "proven_time": None,
+                    "checks": [
+                        {
+                            "name": "signer_signature",
+                            "status": "passed",
+                            "sub_indication": None,
+                            "message": "signer signature verifies over DER(TBS_Sign)",
+                        },
+                        {
+                            "name": "seal_status",
+                            "status": "failed",
+                            "sub_indication": "SEAL_SUSPENDED_AT_SIGNING_TIME",
+                            "message": "seal 11010000000001 was suspended at the signing time",
+                        },
+                    ],
+                    "performed": ["signer_signature", "seal_status"],
+                    "not_performed": [],
+                }
+            ]
+        }
+    )
+
     validated_object: Literal["seal", "seal_signature"]
     version: str | None = Field(description="V1, V4 or V5; null when the input did not parse")
     indication: Literal["passed", "failed", "indeterminate"]
@@ -375,7 +500,15 @@ async def get_seal(esid: EsidPath, _: Reader, seals: SealsDep, clock: ClockDep) 
     "/seals/{esid}/eseal",
     response_class=Response,
     responses={
-        200: {"content": {"application/octet-stream": {}}, "description": "DER SESeal (.esl)"},
+        200: {
+            "content": {
+                "application/octet-stream": {
+                    "schema": {"type": "string", "format": "binary"},
+                    "example": "<SESeal, DER>",
+                }
+            },
+            "description": "DER SESeal (.esl)",
+        },
         **problem_responses(401, 403, 404, 409, 429),
     },
 )
@@ -400,36 +533,52 @@ async def history(esid: EsidPath, _: Reader, seals: SealsDep) -> HistoryModel:
     return HistoryModel(esid=esid, history=[StatusChangeModel.of(c) for c in changes])
 
 
-def _lifecycle(operation: str) -> Any:
+_LIFECYCLE_RESPONSES = problem_responses(400, 401, 403, 404, 409, 413, 415, 422, 429)
+ReasonDep = Annotated[ReasonBody | None, Body(examples=[{"reason": "印章保管人离岗"}])]
+
+
+@router.post("/seals/{esid}/approve", response_model=SealModel, responses=_LIFECYCLE_RESPONSES)
+async def approve_seal(
+    esid: EsidPath, principal: SealOfficer, seals: SealsDep, clock: ClockDep
+) -> SealModel:
+    """Approve (a seal officer other than the applicant); approved once enough have."""
+    record = await run_in_threadpool(seals.approve, esid, actor=principal.actor)
+    return SealModel.of(record, clock.now())
+
+
+@router.post("/seals/{esid}/make", response_model=SealModel, responses=_LIFECYCLE_RESPONSES)
+async def make_seal(
+    esid: EsidPath, principal: SealOfficer, seals: SealsDep, clock: ClockDep
+) -> SealModel:
+    """Make an approved seal: the seal maker signs it (active from its validity start)."""
+    record = await run_in_threadpool(seals.make, esid, actor=principal.actor)
+    return SealModel.of(record, clock.now())
+
+
+def _transition(operation: str) -> Any:
     async def route(
         esid: EsidPath,
         principal: SealOfficer,
         seals: SealsDep,
         clock: ClockDep,
-        body: ReasonBody | None = None,
+        body: ReasonDep = None,
     ) -> SealModel:
-        actor = principal.actor
-        if operation == "approve":
-            record = await run_in_threadpool(seals.approve, esid, actor=actor)
-        elif operation == "make":
-            record = await run_in_threadpool(seals.make, esid, actor=actor)
-        else:
-            method = getattr(seals, operation)
-            reason = body.reason if body is not None else None
-            record = await run_in_threadpool(method, esid, actor=actor, reason=reason)
+        method = getattr(seals, operation)
+        reason = body.reason if body is not None else None
+        record = await run_in_threadpool(method, esid, actor=principal.actor, reason=reason)
         return SealModel.of(record, clock.now())
 
     route.__name__ = f"{operation}_seal"
     return route
 
 
-for _operation in ("approve", "make", "suspend", "resume", "revoke"):
+for _operation in ("suspend", "resume", "revoke"):
     router.post(
         f"/seals/{{esid}}/{_operation}",
         response_model=SealModel,
-        responses=problem_responses(400, 401, 403, 404, 409, 413, 415, 422, 429),
+        responses=_LIFECYCLE_RESPONSES,
         summary=f"{_operation.capitalize()} a seal",
-    )(_lifecycle(_operation))
+    )(_transition(_operation))
 
 
 # --- public status (查验) ---------------------------------------------------------------
