@@ -12,6 +12,7 @@ import pytest
 from asn1crypto import parser, pem, x509
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.pdf_utils.writer import copy_into_new_writer
 from pyhanko.sign.fields import MDPPerm
 from pyhanko.sign.signers.pdf_signer import PdfSignatureMetadata, PdfSigner
 
@@ -361,3 +362,17 @@ def test_openssl_cms_verifies_the_signature_over_the_byte_ranges(
     write(tmp_path / "signed.bin", pdf[a : a + b] + bytes([pdf[c] ^ 1]) + pdf[c + 1 : c + d])
     rc, out = openssl_output(*args)
     assert rc != 0, out
+
+
+@pytest.mark.parametrize("algorithm", [KeyAlgorithm.ECDSA_P256, KeyAlgorithm.SM2])
+def test_pdf_with_a_cross_reference_stream_is_stamped(algorithm: KeyAlgorithm) -> None:
+    """PDF 1.5+ files index their objects in an /XRef stream; pyHanko rewrites ours so."""
+    writer = copy_into_new_writer(PdfFileReader(io.BytesIO(make_pdf(2))))
+    writer.stream_xrefs = True
+    out = io.BytesIO()
+    writer.write(out)
+    assert b"/XRef" in out.getvalue()
+    s = seal_signer(algorithm)
+    result = stamp_pdf(out.getvalue(), s.signer, make_seal(), Placement(2, 30, 30))
+    (report,) = verify_pdf(result.pdf, anchors=[s.root], intermediates=s.chain)
+    assert report.report.indication is Indication.TOTAL_PASSED, report.report.checks
