@@ -324,16 +324,9 @@ class SealService:
             if request.timestamp and self._timestamper is None:
                 raise TimestampUnavailable("no time-stamp authority is configured")
             now = self._clock.now().replace(microsecond=0)  # timeInfo has whole seconds
-            record = self._store.get(request.esid)
-            status = record.effective_status(now)
-            if status is SealStatus.EXPIRED:
-                raise SealExpired(f"seal {record.esid} expired at {record.valid_end.isoformat()}")
-            if status is not SealStatus.ACTIVE or record.eseal is None:
-                raise SealNotActive(f"seal {record.esid} is {status}")
-            signer = self._signers.cms_signer(request.signer_id, actor)
-            cert = signer.certificate
-            cert_der = cert.dump()
-            self._check_signer(record, cert, cert_der, now)
+            record, signer = self._stamping(request.esid, request.signer_id, actor, now)
+            assert record.eseal is not None  # _stamping refuses a seal not made
+            cert_der = signer.certificate.dump()
             tbs = build_tbs_sign(
                 seal=record.eseal,
                 time_info=now,
@@ -367,6 +360,27 @@ class SealService:
                 "timestamped": r.timestamped,
             },
         )
+
+    def stamping_signer(
+        self, esid: str, signer_id: str, actor: Actor
+    ) -> tuple[SealRecord, StampSigner]:
+        """The seal and the signer for a stamp made now whose signature is not an
+        SES_Signature (a PDF signature), after the checks every stamp passes: the seal is
+        active, the signer is listed in it, its certificate valid and not revoked."""
+        return self._stamping(esid, signer_id, actor, self._clock.now())
+
+    def _stamping(
+        self, esid: str, signer_id: str, actor: Actor, now: datetime
+    ) -> tuple[SealRecord, StampSigner]:
+        record = self._store.get(esid)
+        status = record.effective_status(now)
+        if status is SealStatus.EXPIRED:
+            raise SealExpired(f"seal {record.esid} expired at {record.valid_end.isoformat()}")
+        if status is not SealStatus.ACTIVE or record.eseal is None:
+            raise SealNotActive(f"seal {record.esid} is {status}")
+        signer = self._signers.cms_signer(signer_id, actor)
+        self._check_signer(record, signer.certificate, signer.certificate.dump(), now)
+        return record, signer
 
     def _check_signer(
         self, record: SealRecord, cert: x509.Certificate, cert_der: bytes, now: datetime

@@ -15,6 +15,7 @@ from seals.documents.ofd_package import read_package
 from seals.documents.ofd_verify import verify_ofd
 from tests.api_support import ApiEnv, make_env
 from tests.ofd_support import make_ofd, raw_zip, rewrite, sample, service_seal_env
+from tests.pdf_support import make_pdf, seal_png
 from tests.seals_helpers import SealEnv, StampingSigner
 from tests.test_api_platform import assert_problem
 from trust.auth import Grant, Role
@@ -201,3 +202,31 @@ def test_verify_is_not_public_when_public_verify_is_off(tmp_path: Path) -> None:
         files={"file": ("a", sample("v4signed.ofd"))},
     )
     assert r.status_code == 200
+
+
+def test_pdf_stamp_then_verify_over_http(env: ApiEnv) -> None:
+    """A PDF goes to the PDF engineer's functions: a GM/T 0010 SM2 PAdES signature by the
+    seal's signer, the seal picture on the page; verification names the registry's seal."""
+    seals = _seals(env)
+    signer = seals.add_signer("clerk")
+    esid = seals.active_seal(signer, picture=seal_png())
+    grant = Grant(Role.signer, "seal", frozenset({esid}))
+    r = _stamp(env, grant, esid, signer, make_pdf(2), page="2")
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "application/pdf"
+    body = _verify(env, r.content, name="renamed.ofd").json()
+    assert body["format"] == "pdf", body
+    (signature,) = body["signatures"]
+    assert signature["seal"]["es_id"] == esid
+    statuses = {c["name"]: c["status"] for c in signature["checks"]}
+    assert statuses["signature"] == "passed" and statuses["message_digest"] == "passed"
+    assert_problem(
+        _stamp(env, grant, esid, signer, make_pdf(1), mode="whole"), 422, "validation_failed"
+    )
+    audit = env.app.state.services.audit
+    assert ("document.stamp", "success") in [(e.action, e.outcome) for e in audit.tail(50)]
+
+
+def test_malformed_pdf_is_a_4xx(env: ApiEnv) -> None:
+    r = _verify(env, b"%PDF-1.7\n" + bytes(300))
+    assert r.status_code == 400 and r.json()["code"].startswith("pdf_")

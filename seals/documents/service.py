@@ -1,11 +1,13 @@
 """Stamping and verifying documents whatever their format: the format is detected from
-the content, then the OFD functions (or, once they exist, the PDF ones) do the work.
+the content (``detect``), then the OFD or the PDF functions do the work.
 
-Stamping goes through the seal service (``SealService.stamp``: seal status, signer in
-the seal, key store signing, timestamp, its own ``seal.stamp`` audit record); this
+OFD stamps go through the seal service (``SealService.stamp``: seal status, signer in
+the seal, key store signing, timestamp, its ``seal.stamp`` audit record). A PDF stamp
+is a PAdES signature, not an SES_Signature: the seal service makes the same checks
+(``stamping_signer``), then ``stamp_pdf`` signs with the signer registry's
+``CmsSigner`` (a ``key.sign`` audit record) and the seal's picture. Either way this
 layer adds a ``document.stamp`` record naming the format and the result's SM3, so the
-stamped file can be tied to the stamp later. Verification reads nothing but the
-document and the trust the service is configured with.
+stamped file can be tied to the stamp later.
 """
 
 from __future__ import annotations
@@ -14,22 +16,32 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from asn1crypto import x509
+
 from keystore.model import Actor
 from seals.documents.detect import detect_format
 from seals.documents.ofd_package import PackageLimits
 from seals.documents.ofd_sign import Placement, Rect, StampMode, stamp_ofd
 from seals.documents.ofd_verify import SealVerifierFn, verify_ofd
-from seals.documents.report import DocumentFormat, DocumentReport
+from seals.documents.pdf_appearance import PdfSeal
+from seals.documents.pdf_appearance import Placement as PdfPlacement
+from seals.documents.pdf_report import pdf_document_report
+from seals.documents.pdf_signer import TimestampFunction
+from seals.documents.pdf_stamp import StampOptions, stamp_pdf
+from seals.documents.pdf_verify import verify_pdf
+from seals.documents.report import DocumentFormat, DocumentReport, SealSummary
 from seals.registry import SealRecord
-from seals.service import StampRequest, StampResult
+from seals.service import StampRequest, StampResult, StampSigner
 from trust.auth import AuditSink
 from trust.clock import Clock
-from trust.errors import TrustError, UnsupportedDocumentFormat
+from trust.cms import CmsSigner
+from trust.errors import NotFound, TimestampUnavailable, TrustError, ValidationFailed
 from trust.sm3 import sm3
 from trust.validation.certs import CertificateInput
 
 OFD_MEDIA_TYPE = "application/ofd"
 PDF_MEDIA_TYPE = "application/pdf"
+_SEAL_VERSION = 4  # the seals this service makes (GB/T 38540)
 
 
 class SealStamper(Protocol):
@@ -38,6 +50,18 @@ class SealStamper(Protocol):
     def get(self, esid: str) -> SealRecord: ...
 
     def stamp(self, request: StampRequest, actor: Actor) -> StampResult: ...
+
+    def stamping_signer(
+        self, esid: str, signer_id: str, actor: Actor
+    ) -> tuple[SealRecord, StampSigner]: ...
+
+
+class DocumentSigners(Protocol):
+    """What PDF stamping needs of the signer registry (``SignerRegistry`` is one)."""
+
+    def cms_signer(self, signer_id: str, actor: Actor) -> CmsSigner: ...
+
+    def chain(self, signer_id: str) -> list[x509.Certificate]: ...
 
 
 @dataclass(frozen=True)
@@ -50,7 +74,7 @@ class StampDocumentRequest:
     y_mm: float
     mode: StampMode = StampMode.CONTINUE
     timestamp: bool = False
-    # A riding seal (骑缝章) from ``page`` to ``last_page``, a slice on each.
+    # A riding seal (骑缝章) from ``page`` to ``last_page``, a slice on each (OFD only).
     last_page: int | None = None
 
 
@@ -65,20 +89,25 @@ class DocumentService:
     def __init__(
         self,
         seals: Callable[[], SealStamper],
+        signers: Callable[[], DocumentSigners],
         clock: Clock,
         audit: AuditSink,
         *,
         seal_verifier: SealVerifierFn | None = None,
-        anchors: Callable[[], Sequence[CertificateInput]] = tuple,
+        anchors: Callable[[], Sequence[x509.Certificate]] = tuple,
+        timestamper: TimestampFunction | None = None,
         limits: PackageLimits = PackageLimits(),
     ) -> None:
-        """``seals`` and ``anchors`` are called at each use: the seal service needs the key
-        store, which a verify-only process may lack, and anchors change as CAs are made."""
+        """``seals``, ``signers`` and ``anchors`` are called at each use: the services
+        need the key store, which a verify-only process may lack, and anchors change as
+        CAs are made."""
         self._seals = seals
+        self._signers = signers
         self._clock = clock
         self._audit = audit
         self._seal_verifier = seal_verifier
         self._anchors = anchors
+        self._timestamper = timestamper
         self._limits = limits
 
     def stamp(self, request: StampDocumentRequest, actor: Actor) -> StampedDocument:
@@ -86,9 +115,10 @@ class DocumentService:
         try:
             kind = detect_format(request.data)
             details["format"] = kind.value
-            if kind is not DocumentFormat.OFD:
-                raise UnsupportedDocumentFormat("PDF stamping is not available yet")
-            stamped = self._stamp_ofd(request, actor)
+            if kind is DocumentFormat.OFD:
+                stamped = self._stamp_ofd(request, actor)
+            else:
+                stamped = self._stamp_pdf(request, actor)
         except TrustError as exc:
             self._audit.append(
                 actor.id,
@@ -105,9 +135,11 @@ class DocumentService:
     def verify(
         self, data: bytes, *, certificates: Sequence[CertificateInput] = ()
     ) -> DocumentReport:
-        kind = detect_format(data)
-        if kind is not DocumentFormat.OFD:
-            raise UnsupportedDocumentFormat("PDF verification is not available yet")
+        """The report on every signature; ``certificates`` are signer certificates for
+        OFD signatures that carry none (ofdrw's bare SM2 signatures)."""
+        if detect_format(data) is DocumentFormat.PDF:
+            reports = verify_pdf(data, anchors=self._anchors(), clock=self._clock)
+            return pdf_document_report(reports, resolve_seal=self._registered)
         return verify_ofd(
             data,
             certificates=certificates,
@@ -144,3 +176,31 @@ class DocumentService:
             clock=self._clock,
         )
         return StampedDocument(data, DocumentFormat.OFD, OFD_MEDIA_TYPE)
+
+    def _stamp_pdf(self, request: StampDocumentRequest, actor: Actor) -> StampedDocument:
+        if request.last_page is not None or request.mode is StampMode.WHOLE:
+            raise ValidationFailed("riding seals and whole protection are OFD options")
+        if request.timestamp and self._timestamper is None:
+            raise TimestampUnavailable("no time-stamp authority is configured")
+        seal, _ = self._seals().stamping_signer(request.seal_id, request.signer_id, actor)
+        signers = self._signers()
+        result = stamp_pdf(
+            request.data,
+            signers.cms_signer(request.signer_id, actor),
+            PdfSeal(seal.esid, seal.name, seal.picture, seal.width_mm, seal.height_mm),
+            PdfPlacement(request.page, request.x_mm, request.y_mm),
+            StampOptions(
+                chain=signers.chain(request.signer_id),
+                timestamp=self._timestamper if request.timestamp else None,
+            ),
+            clock=self._clock,
+        )
+        return StampedDocument(result.pdf, DocumentFormat.PDF, PDF_MEDIA_TYPE)
+
+    def _registered(self, esid: str) -> SealSummary | None:
+        """The registry's name for a seal a PDF stamp names; None when unknown."""
+        try:
+            seal = self._seals().get(esid)
+        except NotFound:
+            return None
+        return SealSummary(es_id=seal.esid, name=seal.name, version=_SEAL_VERSION)
