@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import random
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,7 @@ from tests.pdf_support import (
 from tests.signers_support import USER, make_registry
 from tests.tsa_support import tsa_chain
 from trust import oids
+from trust.clock import FakeClock
 from trust.cms import RFC5652, load_content_info
 from trust.errors import (
     DocumentPageNotFound,
@@ -376,3 +378,15 @@ def test_pdf_with_a_cross_reference_stream_is_stamped(algorithm: KeyAlgorithm) -
     result = stamp_pdf(out.getvalue(), s.signer, make_seal(), Placement(2, 30, 30))
     (report,) = verify_pdf(result.pdf, anchors=[s.root], intermediates=s.chain)
     assert report.report.indication is Indication.TOTAL_PASSED, report.report.checks
+
+
+@pytest.mark.parametrize("algorithm", [KeyAlgorithm.ECDSA_P256, KeyAlgorithm.SM2])
+def test_signing_time_comes_from_the_service_clock(algorithm: KeyAlgorithm) -> None:
+    when = datetime.now(UTC).replace(microsecond=0) - timedelta(days=3)
+    s = seal_signer(algorithm)
+    result = stamp_pdf(
+        make_pdf(), s.signer, make_seal(), PLACE, StampOptions(chain=s.chain), clock=FakeClock(when)
+    )
+    assert result.signing_time == when
+    (report,) = verify_pdf(result.pdf, anchors=[s.root])
+    assert report.claimed_signing_time == when

@@ -17,13 +17,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from asn1crypto import crl, ocsp, x509
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.pdf_utils.writer import BasePdfFileWriter
 from pyhanko.sign.fields import MDPPerm, SigFieldSpec, SigSeedSubFilter
 from pyhanko.sign.general import SigningError
-from pyhanko.sign.signers.pdf_signer import PdfSignatureMetadata, PdfSigner, PdfTimeStamper
+from pyhanko.sign.signers.pdf_signer import (
+    PdfSignatureMetadata,
+    PdfSigner,
+    PdfSigningSession,
+    PdfTimeStamper,
+)
 from pyhanko.sign.validation.pdf_embedded import read_certification_data
 from pyhanko.stamp.base import BaseStampStyle
 from pyhanko_certvalidator import ValidationContext
@@ -92,9 +99,7 @@ class PdfStampResult:
     seal_name: str
     algorithm: KeyAlgorithm
     level: PadesLevel
-    # The service clock's time; the ECDSA/RSA path's /M is pyHanko's own reading of the
-    # system time (it offers no clock to inject), the SM2 path writes this one.
-    signing_time: datetime
+    signing_time: datetime  # the service clock's, written as /M
     timestamped: bool = field(default=False)
 
 
@@ -147,7 +152,7 @@ def stamp_pdf(
     else:
         out = _signing(
             lambda: asyncio.run(
-                _sign_pades(writer, signer, spec, style, seal, reason, options, mode)
+                _sign_pades(writer, signer, spec, style, seal, reason, options, mode, signing_time)
             )
         )
         level = PadesLevel.B_B if mode is TimestampMode.NONE else PadesLevel.B_T
@@ -175,6 +180,7 @@ async def _sign_pades(
     reason: str,
     options: StampOptions,
     mode: TimestampMode,
+    signing_time: datetime,
 ) -> bytes:
     pdf_signer = CmsPdfSigner(signer, options.chain)
     stamper = CallableTimeStamper(options.timestamp) if options.timestamp else None
@@ -189,7 +195,8 @@ async def _sign_pades(
         embed_validation_info=context is not None,
         validation_context=context,
     )
-    pades = PdfSigner(
+    pades = _ClockedPdfSigner(
+        signing_time,
         meta,
         pdf_signer,
         # A signature timestamp goes inside the CMS; a document timestamp is a revision
@@ -211,6 +218,22 @@ async def _sign_pades(
         )
         return bytes(stamped.getvalue())
     return bytes(signed.getvalue())
+
+
+class _ClockedPdfSigner(PdfSigner):
+    """``PdfSigner`` with the service clock's time: pyHanko reads the system time for /M
+    and its pre-signing checks, and offers no other way to set it."""
+
+    def __init__(self, now: datetime, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._now = now
+
+    def init_signing_session(
+        self, pdf_out: BasePdfFileWriter, existing_fields_only: bool = False
+    ) -> PdfSigningSession:
+        session = super().init_signing_session(pdf_out, existing_fields_only)
+        session.system_time = self._now
+        return session
 
 
 def _validation_context(material: ValidationMaterial | None) -> ValidationContext | None:
