@@ -106,7 +106,8 @@ def verify_pdf(
     """A report per signed signature field, in field order; none for an unsigned PDF.
 
     Raises ``PdfMalformed`` (400) when the file is not a readable PDF; a signature whose
-    contents are broken gets a ``FORMAT_FAILURE`` report instead."""
+    contents are broken gets a ``FORMAT_FAILURE`` report instead. Synchronous (pyHanko's
+    validation runs its own event loop): call it from a worker thread."""
     reader = open_reader(pdf, max_bytes)
     fields = parsing(lambda: list(enumerate_sig_fields(reader, filled_status=True)), "fields")
     if len(fields) > MAX_SIGNATURES:
