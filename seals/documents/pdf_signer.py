@@ -55,11 +55,6 @@ class CmsPdfSigner(Signer):
         self._digest = signer_digest(algorithm)
         self._placeholder = _signature_size_bound(certificate)
 
-    @property
-    def digest_algorithm(self) -> str:
-        """The one digest this signer's key signs with (``trust.keys``)."""
-        return self._digest
-
     async def async_sign_raw(
         self, data: bytes, digest_algorithm: str, dry_run: bool = False
     ) -> bytes:

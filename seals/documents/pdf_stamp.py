@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import io
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -100,7 +100,6 @@ class PdfStampResult:
     algorithm: KeyAlgorithm
     level: PadesLevel
     signing_time: datetime  # the service clock's, written as /M
-    timestamped: bool = field(default=False)
 
 
 def stamp_pdf(
@@ -167,7 +166,6 @@ def stamp_pdf(
         algorithm=signer.algorithm,
         level=level,
         signing_time=signing_time,
-        timestamped=mode is not TimestampMode.NONE,
     )
 
 
