@@ -3,6 +3,9 @@ copies, and on packages whose signatures are malformed."""
 
 from __future__ import annotations
 
+import os
+import time
+
 import pytest
 
 from seals.detect import SealVersion
@@ -178,3 +181,23 @@ def test_garbage_signed_value_is_a_failed_format_check() -> None:
     )
     (signature,) = verify_ofd(tampered).signatures
     assert signature.check("format").sub_indication is SubIndication.FORMAT_FAILURE
+
+
+def test_many_references_to_one_large_file_hash_it_once() -> None:
+    """10,000 References to a 4 MB file would be 40 GB of SM3 if each were hashed."""
+    big = os.urandom(4 << 20)  # incompressible: no zip-bomb refusal
+    refs = "".join(
+        '<ofd:Reference FileRef="/Doc_0/big.bin"><ofd:CheckValue>AAAA</ofd:CheckValue>'
+        "</ofd:Reference>"
+        for _ in range(10_000)
+    )
+    xml_bytes = (
+        '<ofd:Signature xmlns:ofd="http://www.ofdspec.org/2016"><ofd:SignedInfo>'
+        f'<ofd:References CheckMethod="SM3">{refs}</ofd:References></ofd:SignedInfo>'
+        "<ofd:SignedValue>/Doc_0/Signs/Sign_0/SignedValue.dat</ofd:SignedValue></ofd:Signature>"
+    ).encode()
+    data = rewrite(sample("v4signed.ofd"), {SIGNATURE_XML: xml_bytes, "Doc_0/big.bin": big})
+    started = time.monotonic()
+    (signature,) = verify_ofd(data).signatures
+    assert time.monotonic() - started < 5.0
+    assert signature.check("references").status is CheckStatus.FAILED

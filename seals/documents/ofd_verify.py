@@ -141,6 +141,7 @@ class _Verifier:
         self.certificates = certificates
         self.anchors = anchors
         self.seal_verifier = seal_verifier
+        self.digests: dict[str, bytes | None] = {}
         self.clock = clock
         self.backend = sm2_backend
 
@@ -181,10 +182,10 @@ class _Verifier:
             )
         results = []
         for ref in described.references:
-            data = self.package.get(ref.name)
-            if data is None:
+            digest = self._digest(ref.name)
+            if digest is None:
                 status = ReferenceStatus.MISSING
-            elif hmac.compare_digest(sm3(data), ref.check_value):
+            elif hmac.compare_digest(digest, ref.check_value):
                 status = ReferenceStatus.MATCH
             else:
                 status = ReferenceStatus.MISMATCH
@@ -199,6 +200,14 @@ class _Verifier:
         else:
             check = _passed(REFERENCES, f"all {len(results)} referenced files match their SM3")
         return tuple(results), check
+
+    def _digest(self, name: str) -> bytes | None:
+        """SM3 of a package file, once per file: however many References name it, the
+        hashing stays bounded by the package size."""
+        if name not in self.digests:
+            data = self.package.get(name)
+            self.digests[name] = None if data is None else sm3(data)
+        return self.digests[name]
 
     def _seal(self, signed_value: bytes, original: bytes, fields: dict[str, object]) -> list[Check]:
         if self.seal_verifier is not None:
