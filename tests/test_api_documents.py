@@ -230,3 +230,28 @@ def test_pdf_stamp_then_verify_over_http(env: ApiEnv) -> None:
 def test_malformed_pdf_is_a_4xx(env: ApiEnv) -> None:
     r = _verify(env, b"%PDF-1.7\n" + bytes(300))
     assert r.status_code == 400 and r.json()["code"].startswith("pdf_")
+
+
+def test_token_narrowed_to_signers_stamps_only_as_those(env: ApiEnv) -> None:
+    seals = _seals(env)
+    signer = seals.add_signer("clerk")
+    esid = seals.active_seal(signer)
+    on_seal = Grant(Role.signer, "seal", frozenset({esid}))
+    other_signer = Grant(Role.signer, "signer", frozenset({"sgn_000000000000000000000000"}))
+    token = env.token(on_seal, other_signer)
+    form = {"seal_id": esid, "signer": signer.signer_id, "x": "1", "y": "1"}
+    r = env.client.post(
+        STAMP,
+        headers={"Authorization": f"Bearer {token}"},
+        data=form,
+        files={"file": ("a", make_ofd())},
+    )
+    assert_problem(r, 403, "forbidden")
+    allowed = env.token(on_seal, Grant(Role.signer, "signer", frozenset({signer.signer_id})))
+    r = env.client.post(
+        STAMP,
+        headers={"Authorization": f"Bearer {allowed}"},
+        data=form,
+        files={"file": ("a", make_ofd())},
+    )
+    assert r.status_code == 200, r.text

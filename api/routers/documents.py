@@ -1,11 +1,12 @@
-"""Sealed documents: stamp an OFD (and, once wired, a PDF) with an electronic seal, and
-verify every signature in one. The format comes from the content, never the file name.
+"""Sealed documents: stamp an OFD or a PDF with an electronic seal, and verify every
+signature in one. The format comes from the content, never the file name.
 
 Uploads are multipart (``file`` plus form fields) and may be as large as
 ``document_max_bytes`` (the body limit of these routes only). Stamping needs ``signer``
-with a grant on the seal (resource type ``seal``, the ``seal_id`` field); the seal
-service then checks the seal's status and that the signer is one the seal lists.
-Verification is public while ``public_verify`` is on, else it needs ``verifier``.
+with a grant on the seal (resource type ``seal``, the ``seal_id`` field), and on the
+signer when the token's signer grants are narrowed to signers; the seal service then
+checks the seal's status and that the signer is one the seal lists. Verification is
+public while ``public_verify`` is on, else it needs ``verifier``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from seals.documents.ofd_sign import StampMode
 from seals.documents.report import DocumentReport
 from seals.documents.service import OFD_MEDIA_TYPE, PDF_MEDIA_TYPE, StampDocumentRequest
 from trust.auth import Principal, Role
+from trust.errors import Forbidden
 
 router = APIRouter(prefix="/v1/documents", tags=["documents"])
 
@@ -65,6 +67,11 @@ async def stamp(
         int | None, Form(ge=1, le=100_000, description="riding seal (骑缝章) up to this page")
     ] = None,
 ) -> Response:
+    # As for seal stamps (api/routers/seals.py): a token whose signer grants are narrowed
+    # to signers may stamp only as one of those; otherwise the seal's signer list decides.
+    narrowed = any(g.role is Role.signer and g.resource_type == "signer" for g in principal.grants)
+    if narrowed and not principal.allows(frozenset({Role.signer}), "signer", signer):
+        raise Forbidden(f"this token may not stamp as signer {signer!r}")
     request = StampDocumentRequest(
         data=await file.read(),
         seal_id=seal_id,
