@@ -13,11 +13,13 @@ import pytest
 
 from seals.documents.ofd_package import read_package
 from seals.documents.ofd_verify import verify_ofd
+from seals.parse import parse_signature
 from tests.api_support import ApiEnv, make_env
 from tests.ofd_support import make_ofd, raw_zip, rewrite, sample, service_seal_env
 from tests.pdf_support import make_pdf, seal_png
 from tests.seals_helpers import SealEnv, StampingSigner
 from tests.test_api_platform import assert_problem
+from tests.tsa_support import provision_defaults
 from trust.auth import Grant, Role
 from trust.validation.report import CheckStatus, Indication
 
@@ -255,3 +257,21 @@ def test_token_narrowed_to_signers_stamps_only_as_those(env: ApiEnv) -> None:
         files={"file": ("a", make_ofd())},
     )
     assert r.status_code == 200, r.text
+
+
+def test_timestamped_ofd_stamp(env: ApiEnv) -> None:
+    """timestamp=true: the seal service's TSA puts a token over the signer's signature in
+    the SES_Signature, and the service's verifier checks it."""
+    services = env.app.state.services
+    provision_defaults(services)  # the default CAs and TSA units, as trustctl init makes
+    seals = _seals(env)
+    signer = seals.add_signer("clerk")
+    esid = seals.active_seal(signer)
+    grant = Grant(Role.signer, "seal", frozenset({esid}))
+    r = _stamp(env, grant, esid, signer, make_ofd(1), timestamp="true")
+    assert r.status_code == 200, r.text
+    value = read_package(r.content).read("Doc_0/Signs/Sign_0/SignedValue.dat")
+    assert parse_signature(value).timestamp is not None
+    body = _verify(env, r.content).json()
+    checks = {c["name"]: c for c in body["signatures"][0]["checks"]}
+    assert checks["signature_timestamp"]["status"] == "passed", checks["signature_timestamp"]
