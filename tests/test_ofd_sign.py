@@ -3,8 +3,10 @@ backend, looks like the third-party samples, and respects the signing modes."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
-from asn1crypto import x509
+from asn1crypto import pem, x509
 from gmssl import sm3 as gm_sm3
 from lxml import etree
 
@@ -15,6 +17,7 @@ from seals.documents.ofd_structure import signature_file, signature_list
 from seals.documents.ofd_verify import verify_ofd
 from seals.documents.report import ReferenceStatus
 from seals.parse import parse_signature
+from tests.ca_support import DISTID, run_openssl, write
 from tests.ofd_support import change_one_byte, make_ofd, rewrite, sample, seal_signer
 from tests.seals_helpers import NOW, identity
 from trust.clock import FakeClock
@@ -230,3 +233,28 @@ def test_sign_type_with_gmt0010_signed_data() -> None:
     assert described.stamp_annots == ()
     info = load_content_info(package.read(described.signed_value))
     assert info["content_type"].dotted == "1.2.156.10197.6.1.4.2.2"  # GM/T 0010 signedData
+
+
+def test_openssl_agrees(tmp_path: Path) -> None:
+    """The openssl command line recomputes every CheckValue and the dataHash (dgst -sm3)
+    and verifies the signer's SM2 signature over DER(TBS_Sign) (pkeyutl, Z, default ID)."""
+    package = read_package(_stamp(make_ofd(2)))
+    described = signature_file(package, "Doc_0/Signs/Sign_0/Signature.xml")
+
+    for ref in described.references:
+        digest = run_openssl("dgst", "-sm3", "-r", write(tmp_path / "f", package.read(ref.name)))
+        assert bytes.fromhex(digest.split()[0]) == ref.check_value, ref.name
+    parsed = parse_signature(package.read(described.signed_value))
+    digest = run_openssl(
+        "dgst", "-sm3", "-r", write(tmp_path / "s.xml", package.read(described.location))
+    )
+    assert bytes.fromhex(digest.split()[0]) == parsed.data_hash
+    key = x509.Certificate.load(parsed.signer_cert).public_key.dump()
+    public = write(tmp_path / "k.pem", pem.armor("PUBLIC KEY", key))
+    out = run_openssl(
+        "pkeyutl", "-verify", "-pubin", "-inkey", public,
+        "-rawin", "-digest", "sm3", "-pkeyopt", DISTID,
+        "-in", write(tmp_path / "tbs", parsed.signer_signed_bytes),
+        "-sigfile", write(tmp_path / "sig", parsed.signature),
+    )  # fmt: skip
+    assert "Signature Verified Successfully" in out
