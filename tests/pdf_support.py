@@ -184,5 +184,7 @@ def pyhanko_validate(pdf: bytes, *roots: x509.Certificate, tmp: Path) -> tuple[i
         path = tmp / f"root{n}.pem"
         path.write_bytes(pem.armor("CERTIFICATE", root.dump()))
         args += ["--trust", str(path)]
-    done = subprocess.run([*args, "--trust-replace", str(target)], capture_output=True, check=False)
+    done = subprocess.run(
+        [*args, "--trust-replace", str(target)], capture_output=True, check=False, timeout=120
+    )
     return done.returncode, (done.stdout + done.stderr).decode("utf-8", "replace")
