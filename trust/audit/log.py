@@ -20,14 +20,14 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, func, insert, select, update
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy import Connection, Row, func, select
+from sqlalchemy.exc import OperationalError
 
+from trust.audit.chain_tx import ChainTx, chain_transaction, statements
 from trust.audit.encoding import (
     GENESIS_HASH,
     canonical_json,
@@ -189,18 +189,6 @@ _RECORD_COLUMNS = (
 )
 
 
-# Built once: building and cache-keying these per append cost more than the SQL itself.
-_HEAD_FOR_UPDATE = (
-    select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1).with_for_update()
-)
-_INSERT_RECORD = insert(audit_record)
-_MOVE_HEAD = (
-    update(audit_head)
-    .where(audit_head.c.id == 1)
-    .values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
-)
-
-
 def _entry(row: _Row) -> AuditEntry:
     return AuditEntry(
         seq=row.seq,
@@ -261,6 +249,7 @@ class AuditLog:
         self._verifier = verifier
         self._every = checkpoint_every
         self._batch = batch_size
+        self._sql = statements(db.dialect)
 
     def use_checkpoints(
         self, signer: CheckpointSigner, verifier: CheckpointVerifier | None = None
@@ -276,26 +265,6 @@ class AuditLog:
             self._verifier = verifier
 
     # --- writing ---------------------------------------------------------------
-
-    @contextmanager
-    def _chain_locked(self) -> Iterator[tuple[Connection, int, bytes]]:
-        """A write transaction holding the chain head: (connection, head seq, head hash)."""
-        try:
-            with self._db.engine.connect() as conn:
-                if conn.dialect.name == "sqlite":
-                    # pysqlite would begin DEFERRED and could fail to upgrade to a write
-                    # lock later; IMMEDIATE takes it now, waiting up to busy_timeout.
-                    conn.exec_driver_sql("BEGIN IMMEDIATE")
-                head = conn.execute(_HEAD_FOR_UPDATE).one()
-                yield conn, head.seq, bytes(head.hash)
-                conn.commit()
-        except OperationalError as exc:
-            raise StorageUnavailable("audit log storage failed") from exc
-        except IntegrityError as exc:
-            # Only a head row out of step with the records (tampering) makes a sequence clash.
-            raise AuditChainBroken(
-                "audit chain head does not match the records; run `trustctl audit verify`"
-            ) from exc
 
     def append(
         self,
@@ -317,7 +286,8 @@ class AuditLog:
         )
         details_json = check_details(details).decode("utf-8")
         parsed_details = json.loads(details_json)
-        with self._chain_locked() as (conn, head_seq, head_hash):
+        with chain_transaction(self._db, self._sql) as tx:
+            head_seq, head_hash = tx.head()
             seq = head_seq + 1
             # Read inside the lock so record times follow sequence order within one clock.
             time = format_time(self._clock.now())
@@ -346,8 +316,7 @@ class AuditLog:
                 prev_hash=head_hash,
                 hash=digest,
             )
-            conn.execute(
-                _INSERT_RECORD,
+            tx.insert_record(
                 {
                     "seq": seq,
                     "recorded_at": time,
@@ -361,20 +330,20 @@ class AuditLog:
                     "hash": digest,
                 },
             )
-            conn.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": digest})
+            tx.move_head(seq, digest)
             if self._signer is not None and seq % self._every == 0:
-                self._periodic_checkpoint(conn, self._signer, seq, digest)
+                self._periodic_checkpoint(tx, self._signer, seq, digest)
         return entry
 
     def _periodic_checkpoint(
-        self, conn: Connection, signer: CheckpointSigner, seq: int, digest: bytes
+        self, tx: ChainTx, signer: CheckpointSigner, seq: int, digest: bytes
     ) -> None:
         """A checkpoint the signer cannot make (its key suspended, say) must not stop the
         operation being audited: the record is written, the failure logged, and the next
         checkpoint covers these records too (``checkpoint()`` still raises)."""
         try:
             # Signs before it inserts: a refused signature leaves nothing half-written.
-            self._write_checkpoint(conn, signer, seq, digest)
+            self._write_checkpoint(tx, signer, seq, digest)
         except TrustError as exc:
             log.error("audit checkpoint at %d not signed: %s (%s)", seq, exc.detail, exc.code)
 
@@ -385,18 +354,24 @@ class AuditLog:
         """
         if self._signer is None:
             raise ConfigurationError("the audit log has no checkpoint signer")
-        with self._chain_locked() as (conn, head_seq, head_hash):
+        with chain_transaction(self._db, self._sql) as tx:
+            head_seq, head_hash = tx.head()
             if head_seq == 0:
                 return None
-            existing = conn.execute(
-                select(audit_checkpoint).where(audit_checkpoint.c.seq == head_seq)
-            ).one_or_none()
+            existing = tx.checkpoint_at(head_seq)
             if existing is not None:
-                return _checkpoint(existing)
-            return self._write_checkpoint(conn, self._signer, head_seq, head_hash)
+                return Checkpoint(
+                    seq=existing["seq"],
+                    hash=bytes(existing["hash"]),
+                    time=existing["created_at"],
+                    key_id=existing["key_id"],
+                    algorithm=existing["algorithm"],
+                    signature=bytes(existing["signature"]),
+                )
+            return self._write_checkpoint(tx, self._signer, head_seq, head_hash)
 
     def _write_checkpoint(
-        self, conn: Connection, signer: CheckpointSigner, seq: int, digest: bytes
+        self, tx: ChainTx, signer: CheckpointSigner, seq: int, digest: bytes
     ) -> Checkpoint:
         unsigned = Checkpoint(
             seq=seq,
@@ -407,15 +382,15 @@ class AuditLog:
             signature=b"",
         )
         cp = replace(unsigned, signature=signer.sign(unsigned.signed_data()))
-        conn.execute(
-            insert(audit_checkpoint).values(
-                seq=cp.seq,
-                hash=cp.hash,
-                created_at=cp.time,
-                key_id=cp.key_id,
-                algorithm=cp.algorithm,
-                signature=cp.signature,
-            )
+        tx.insert_checkpoint(
+            {
+                "seq": cp.seq,
+                "hash": cp.hash,
+                "created_at": cp.time,
+                "key_id": cp.key_id,
+                "algorithm": cp.algorithm,
+                "signature": cp.signature,
+            }
         )
         return cp
 
