@@ -7,11 +7,13 @@ from datetime import datetime
 from typing import Protocol
 
 from sqlalchemy import insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from timestamp.schema import tsa_token
 from trust.db import Database
-from trust.errors import Conflict
+from trust.errors import Conflict, StorageUnavailable
+
+_INSERT = insert(tsa_token)
 
 
 @dataclass(frozen=True)
@@ -46,11 +48,15 @@ class SqlTokenLog:
             "imprint_hex": record.imprint.hex(),
             "token": record.token,
         }
+        # A plain connection and a prebuilt statement: once per token, an ORM session
+        # and a freshly built insert cost more than the SQL itself.
         try:
-            with self._db.session() as s:
-                s.execute(insert(tsa_token).values(**row))
+            with self._db.engine.begin() as conn:
+                conn.execute(_INSERT, row)
         except IntegrityError:
             raise Conflict("time-stamp serial number already used") from None
+        except OperationalError as exc:
+            raise StorageUnavailable("token log storage failed") from exc
 
     def get(self, serial_hex: str) -> TokenRecord | None:
         with self._db.session() as s:
