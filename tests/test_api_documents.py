@@ -275,3 +275,21 @@ def test_timestamped_ofd_stamp(env: ApiEnv) -> None:
     body = _verify(env, r.content).json()
     checks = {c["name"]: c for c in body["signatures"][0]["checks"]}
     assert checks["signature_timestamp"]["status"] == "passed", checks["signature_timestamp"]
+
+
+def test_malformed_uploads_to_stamp_change_nothing(env: ApiEnv) -> None:
+    """The same hostile packages sent to the stamp route: 4xx, and no stamp made (the seal
+    service's audit has no seal.stamp), only the refused document.stamp records."""
+    seals = _seals(env)
+    signer = seals.add_signer("clerk")
+    esid = seals.active_seal(signer)
+    grant = Grant(Role.signer, "seal", frozenset({esid}))
+    audit = env.app.state.services.audit
+    before = audit.tail(1)[-1].seq
+    for case, (make, status, code) in sorted(MALFORMED.items()):
+        started = time.monotonic()
+        assert_problem(_stamp(env, grant, esid, signer, make()), status, code)
+        assert time.monotonic() - started < 3.0, case
+    after = [e for e in audit.tail(100) if e.seq > before and e.action != "token.create"]
+    assert {(e.action, e.outcome) for e in after} == {("document.stamp", "failure")}
+    assert len(after) == len(MALFORMED)
