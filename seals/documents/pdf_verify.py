@@ -29,6 +29,7 @@ from pyhanko.sign.validation.pdf_embedded import (
     extract_contents,
 )
 from pyhanko.sign.validation.status import (
+    DocumentTimestampStatus,
     ModificationInfo,
     PdfSignatureStatus,
     SignatureStatus,
@@ -184,7 +185,7 @@ class _Verifier:
         try:
             embedded = EmbeddedPdfSignature(reader, field_dict, name)
             if kind is PdfSignatureKind.DOCUMENT_TIMESTAMP:
-                status: PdfSignatureStatus | TimestampSignatureStatus = asyncio.run(
+                status: PdfSignatureStatus | DocumentTimestampStatus = asyncio.run(
                     async_validate_pdf_timestamp(
                         embedded, validation_context=self._context(embedded)
                     )
@@ -234,10 +235,10 @@ class _Verifier:
         self,
         header: dict[str, object],
         embedded: EmbeddedPdfSignature,
-        status: PdfSignatureStatus | TimestampSignatureStatus,
+        status: PdfSignatureStatus | DocumentTimestampStatus,
         kind: PdfSignatureKind,
     ) -> PdfSignatureReport:
-        found = integrity(status)  # type: ignore[arg-type]
+        found = integrity(status)
         checks = [
             Check(
                 name=CheckName.FORMAT,
