@@ -95,8 +95,14 @@ class Services:
         with self._ca_lock:
             if self._ca is None:
                 self._ca = build_certificate_authority(
-                    self.settings, self.database, self.keystore(), self.clock, self.audit
+                    self.settings,
+                    self.database,
+                    self.keystore(),
+                    self.clock,
+                    self.audit,
+                    self.coordination,
                 )
+                self._closers.append(self._ca.close)  # its status subscription
             return self._ca
 
     def tsa_units(self) -> UnitRegistry:

@@ -15,6 +15,7 @@ from keystore.service import KeyStore
 from keystore.signer import KeystoreSigner
 from trust.auth import AuditSink
 from trust.clock import Clock
+from trust.coordination import Coordination
 from trust.db import Database
 from trust.errors import UnsupportedAlgorithm
 from trust.keys import KeyAlgorithm
@@ -64,10 +65,22 @@ class KeystoreKeySource:
 
 
 def build_certificate_authority(
-    settings: Settings, db: Database, keystore: KeyStore, clock: Clock, audit: AuditSink
+    settings: Settings,
+    db: Database,
+    keystore: KeyStore,
+    clock: Clock,
+    audit: AuditSink,
+    coordination: Coordination | None = None,
 ) -> CertificateAuthority:
-    """The production CA: SQL certificate store, keys in ``keystore``, operations audited."""
+    """The production CA: SQL certificate store, keys in ``keystore``, operations audited,
+    status changes broadcast through ``coordination``."""
     keys = KeystoreKeySource(keystore, CA_ACTOR)
     return CertificateAuthority.from_settings(
-        SqlCertificateStore(db), keys, clock, settings, audit, escrow=keys
+        SqlCertificateStore(db),
+        keys,
+        clock,
+        settings,
+        audit,
+        escrow=keys,
+        coordination=coordination,
     )

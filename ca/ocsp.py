@@ -4,7 +4,12 @@ EKU OCSPSigning, id-pkix-ocsp-nocheck).
 
 Signed responses to nonce-less requests are cached in process for a short TTL,
 keyed by the request's CertIDs *and* the current status of each serial, so a
-revocation is never hidden by the cache: the next request misses it.
+revocation is never hidden by that cache: the next request misses it. On top of it,
+``cached`` answers a repeated nonce-less request without reading status for
+``status_ttl`` seconds; ``status_changed`` (called on every revocation and release, and
+broadcast to other workers through coordination by the CA service) drops those answers,
+so the TTL only bounds staleness when a broadcast is lost (or a revocation came from a
+process without shared coordination).
 """
 
 from __future__ import annotations
@@ -80,6 +85,7 @@ class OcspResponder:
         *,
         validity: timedelta = timedelta(hours=1),
         cache_ttl: float = 300.0,
+        status_ttl: float = 0.0,
     ) -> None:
         self._store = store
         self._responder_for = responder_for
@@ -94,6 +100,26 @@ class OcspResponder:
         self._responders: dict[tuple[str, int], tuple[datetime, Responder]] = {}
         # Parsed nonce-less requests by their DER (clients repeat the same request).
         self._requests: OrderedDict[bytes, list[ocsp.CertId]] = OrderedDict()
+        # Answers to nonce-less requests served without reading status, for status_ttl
+        # seconds or until status_changed() (this process, or a broadcast from another).
+        self._status_ttl = min(status_ttl, cache_ttl)
+        self._answers: OrderedDict[bytes, tuple[float, bytes]] = OrderedDict()
+        self._epoch = 0  # bumped by status_changed(): an answer read before is not kept
+
+    def cached(self, request_der: bytes) -> bytes | None:
+        """The answer to a nonce-less request made within the last ``status_ttl`` seconds
+        with no status change since, or None. No I/O: safe on an event loop."""
+        with self._lock:
+            hit = self._answers.get(request_der)
+        if hit is None or hit[0] <= time.monotonic():
+            return None
+        return hit[1]
+
+    def status_changed(self) -> None:
+        """A certificate's status changed: answers kept by ``cached`` are dropped."""
+        with self._lock:
+            self._epoch += 1
+            self._answers.clear()
 
     def respond(self, request_der: bytes) -> bytes:
         """A DER OCSPResponse; malformed input gives ``malformedRequest``, a request for a
@@ -123,6 +149,7 @@ class OcspResponder:
                     self._requests.popitem(last=False)
         responder = self._responder(*issuer)
 
+        epoch = self._epoch
         statuses = [self._status(responder, cid) for cid in cert_ids]
         key = (responder.ca.id, responder.signer.key_id, *(c.dump() for c in cert_ids), *statuses)
         now = self._clock.now().replace(microsecond=0)
@@ -130,6 +157,7 @@ class OcspResponder:
             with self._lock:
                 cached = self._cache.get(key)
             if cached is not None and cached[0] > now:
+                self._keep_answer(request_der, cached[1], epoch)
                 return cached[1]
         response = self._sign(responder, cert_ids, statuses, nonce, now)
         if nonce is None and self._ttl:
@@ -137,7 +165,18 @@ class OcspResponder:
                 self._cache[key] = (now + self._ttl, response)
                 while len(self._cache) > _CACHE_ENTRIES:
                     self._cache.popitem(last=False)
+            self._keep_answer(request_der, response, epoch)
         return response
+
+    def _keep_answer(self, request_der: bytes, response: bytes, epoch: int) -> None:
+        if not self._status_ttl:
+            return
+        with self._lock:
+            if epoch != self._epoch:  # a status changed while this one was read
+                return
+            self._answers[request_der] = (time.monotonic() + self._status_ttl, response)
+            while len(self._answers) > _CACHE_ENTRIES:
+                self._answers.popitem(last=False)
 
     def _issuer_of(self, cert_id: ocsp.CertId) -> tuple[str, int] | None:
         for attempt in (0, 1):

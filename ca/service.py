@@ -7,6 +7,7 @@ root (pathLenConstraint 0), which issue end-entity certificates.
 
 from __future__ import annotations
 
+import logging
 import secrets
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -40,6 +41,7 @@ from ca.store import (
 )
 from trust.auth import AuditSink
 from trust.clock import Clock
+from trust.coordination import Coordination
 from trust.errors import BadRequest, CaNameTaken, CaUnusable, TrustError
 from trust.keys import KeyAlgorithm
 from trust.settings import Settings
@@ -48,6 +50,9 @@ from trust.settings import Settings
 _OCSP_RENEW_FRACTION = 3
 # Who the audit log names when no caller is given (start-up, OCSP-driven work).
 SYSTEM_ACTOR = "ca-service"
+# Coordination channel of certificate status changes (revocation, hold, release).
+STATUS_CHANNEL = "ca:status"
+log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 
@@ -155,6 +160,8 @@ class CertificateAuthority:
         ocsp_cache_seconds: float = 300.0,
         audit: AuditSink | None = None,
         escrow: EscrowKeySource | None = None,
+        coordination: Coordination | None = None,
+        ocsp_status_seconds: float = 0.0,
     ) -> None:
         self._store = store
         self._keys = keys
@@ -165,8 +172,19 @@ class CertificateAuthority:
         self._revoker = Revoker(store, clock)
         self._dual = None if escrow is None else DualIssuer(store, self._issuer, escrow)
         self._ocsp = OcspResponder(
-            store, self.ensure_ocsp_signer, clock, cache_ttl=ocsp_cache_seconds
+            store,
+            self.ensure_ocsp_signer,
+            clock,
+            cache_ttl=ocsp_cache_seconds,
+            status_ttl=ocsp_status_seconds,
         )
+        self._coordination = coordination
+        self._subscription = None
+        if coordination is not None:
+            # Revocations in other workers (and trustctl) drop this worker's OCSP answers.
+            self._subscription = coordination.subscribe(
+                STATUS_CHANNEL, lambda _: self._ocsp.status_changed()
+            )
         self._rollover_lock = threading.Lock()
         self._ocsp_lock = threading.Lock()
 
@@ -179,6 +197,7 @@ class CertificateAuthority:
         settings: Settings,
         audit: AuditSink | None = None,
         escrow: EscrowKeySource | None = None,
+        coordination: Coordination | None = None,
     ) -> CertificateAuthority:
         return cls(
             store,
@@ -189,7 +208,14 @@ class CertificateAuthority:
             ocsp_cache_seconds=settings.ca_ocsp_cache_seconds,
             audit=audit,
             escrow=escrow,
+            coordination=coordination,
+            ocsp_status_seconds=settings.ca_ocsp_status_seconds,
         )
+
+    def close(self) -> None:
+        if self._subscription is not None:
+            self._subscription.close()
+            self._subscription = None
 
     def _audited(
         self,
@@ -562,8 +588,16 @@ class CertificateAuthority:
         return self._audited(actor, "certificate.release_hold", serial_hex, run, _status_details)
 
     def _crl_stale(self, record: CertificateRecord) -> None:
-        # The next current_crl() makes a fresh CRL instead of serving the stored one.
+        # The next current_crl() makes a fresh CRL instead of serving the stored one, and
+        # OCSP answers kept without a status read go, here and in every other worker.
         self._store.update_generation(record.ca_id, record.ca_generation, crl_next_update=None)
+        self._ocsp.status_changed()
+        if self._coordination is not None:
+            try:
+                self._coordination.publish(STATUS_CHANNEL, record.serial)
+            except TrustError:
+                # The change is committed; other workers catch up within the status TTL.
+                log.warning("could not broadcast the status change of %s", record.serial)
 
     def crl(
         self, ca_id: str, *, generation: int | None = None, actor: str = SYSTEM_ACTOR
@@ -638,6 +672,10 @@ class CertificateAuthority:
 
     def ocsp(self, request_der: bytes) -> bytes:
         return self._ocsp.respond(request_der)
+
+    def ocsp_cached(self, request_der: bytes) -> bytes | None:
+        """The kept answer to a repeated nonce-less OCSP request, or None; no I/O."""
+        return self._ocsp.cached(request_der)
 
     def ensure_ocsp_signer(self, ca_id: str, generation: int | None = None) -> Responder:
         """The delegated OCSP responder of the CA's key ``generation`` (default: current),

@@ -137,3 +137,55 @@ def _request(issuer, serial: int, nonce: bytes | None, hash_name: str = "sha1") 
     if nonce is not None:
         tbs["request_extensions"] = [{"extn_id": "nonce", "extn_value": nonce}]
     return ocsp.OCSPRequest({"tbs_request": tbs}).dump()
+
+
+def test_kept_answers_go_with_a_status_change_in_any_worker(sqlite_url: str) -> None:
+    """Two CA services (two workers) over one database and one coordination: a repeated
+    nonce-less request is answered without a status read, until a revocation anywhere."""
+    import time
+
+    from ca.service import CertificateAuthority
+    from tests.ca_support import URLS
+    from trust.clock import SystemClock
+    from trust.coordination.memory import MemoryCoordination
+
+    env = make_env(sqlite_url)
+    coordination = MemoryCoordination()
+    _, sub = hierarchy(env, KeyAlgorithm.ECDSA_P256)
+    workers = [
+        CertificateAuthority(
+            env.store,
+            env.keys,
+            SystemClock(),
+            URLS,
+            coordination=coordination,
+            ocsp_status_seconds=60,
+        )
+        for _ in range(2)
+    ]
+    serial, _ = _issue(env, sub.id, KeyAlgorithm.ECDSA_P256)
+    request = _request(load_certificate(sub.certificate_pem.encode()), int(serial, 16), None)
+
+    def status(answer: bytes) -> str:
+        basic = ocsp.OCSPResponse.load(answer).basic_ocsp_response
+        return str(basic["tbs_response_data"]["responses"][0]["cert_status"].name)
+
+    for worker in workers:
+        assert worker.ocsp_cached(request) is None
+        assert status(worker.ocsp(request)) == "good"
+        kept = worker.ocsp_cached(request)
+        assert kept is not None and status(kept) == "good"
+    # A nonce makes every answer fresh: never kept.
+    with_nonce = _request(load_certificate(sub.certificate_pem.encode()), int(serial, 16), b"n")
+    workers[0].ocsp(with_nonce)
+    assert workers[0].ocsp_cached(with_nonce) is None
+
+    workers[0].revoke(serial, "key_compromise")
+    assert workers[0].ocsp_cached(request) is None
+    deadline = time.monotonic() + 5
+    while workers[1].ocsp_cached(request) is not None and time.monotonic() < deadline:
+        time.sleep(0.01)  # the broadcast arrives on a background thread
+    assert workers[1].ocsp_cached(request) is None
+    assert status(workers[1].ocsp(request)) == "revoked"
+    for worker in workers:
+        worker.close()

@@ -111,6 +111,9 @@ class Settings(BaseSettings):
     ca_crl_overlap_hours: float = Field(6.0, gt=0)
     ca_crl_schedule_seconds: float = Field(300.0, ge=0)
     ca_ocsp_cache_seconds: float = Field(300.0, ge=0)
+    # A repeated nonce-less OCSP request is answered without reading status for this long;
+    # status changes drop those answers at once (other workers: by coordination broadcast).
+    ca_ocsp_status_seconds: float = Field(5.0, ge=0)
     ca_default_sm2_root_name: str = "Trust Service SM2 Root CA"
     ca_default_sm2_issuing_name: str = "Trust Service SM2 Issuing CA"
     ca_default_ecdsa_root_name: str = "Trust Service ECDSA Root CA"

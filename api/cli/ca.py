@@ -58,7 +58,13 @@ def certificate_authority() -> Iterator[CertificateAuthority]:
                 settings, db, clock=clock, audit=audit, coordination=coordination
             )
             try:
-                yield build_certificate_authority(settings, db, store, clock, audit)
+                authority = build_certificate_authority(
+                    settings, db, store, clock, audit, coordination
+                )
+                try:
+                    yield authority
+                finally:
+                    authority.close()
             finally:
                 store.close()
         finally:
