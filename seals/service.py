@@ -49,8 +49,10 @@ from trust.errors import (
     SignerNotInSeal,
     TimestampUnavailable,
     TrustError,
+    UnsupportedAlgorithm,
     ValidationFailed,
 )
+from trust.keys import KeyAlgorithm, SM2PublicKey, load_public_key
 from trust.sm3 import DIGEST_SIZE, sm3
 
 _T = TypeVar("_T")
@@ -125,6 +127,9 @@ class StampSigner(Protocol):
 
     @property
     def certificate(self) -> x509.Certificate: ...
+
+    @property
+    def algorithm(self) -> KeyAlgorithm: ...
 
     def sign(self, data: bytes) -> bytes: ...
 
@@ -536,8 +541,12 @@ def _signer_list(
         return CertListKind.DIGESTS, entries
     for der in certificates:
         try:
-            x509.Certificate.load(der, strict=True).native  # noqa: B018  (parses it all)
+            cert = x509.Certificate.load(der, strict=True)
+            cert.native  # noqa: B018  (parses it all)
+            key = load_public_key(cert.public_key.dump())
         # asn1crypto reports a certificate that does not parse with assorted exceptions.
         except Exception:
             raise ValidationFailed("a signer certificate is not an X.509 certificate") from None
+        if not isinstance(key, SM2PublicKey):
+            raise UnsupportedAlgorithm("signer certificates must certify SM2 keys (GB/T 38540)")
     return CertListKind.CERTIFICATES, entries

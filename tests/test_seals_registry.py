@@ -17,6 +17,7 @@ from keystore.model import Actor
 from seals.registry import SealStatus
 from seals.service import StampRequest
 from tests.ca_support import DISTID, run_openssl, write
+from tests.certs_helper import make_chain
 from tests.seals_helpers import PNG, SealEnv, StampingSigner, seal_env
 from tests.test_seals_build import SM3_WITH_SM2_DER, der_integer, read_all, read_one, tags
 from trust.errors import (
@@ -33,8 +34,10 @@ from trust.errors import (
     SignerNotInSeal,
     TimestampUnavailable,
     TrustError,
+    UnsupportedAlgorithm,
     ValidationFailed,
 )
+from trust.keys import KeyAlgorithm
 from trust.sm2.select import get_backend
 from trust.sm3 import sm3
 
@@ -240,6 +243,7 @@ def test_stamp_refusals(env: SealEnv, signer: StampingSigner) -> None:
 
 
 def test_apply_checks_its_input(env: SealEnv, signer: StampingSigner) -> None:
+    ecdsa_cert = make_chain(KeyAlgorithm.ECDSA_P256)[1].dump()
     bad: list[tuple[dict[str, Any], type[TrustError]]] = [
         ({"picture": b"GIF89a" + bytes(10)}, SealImageInvalid),
         ({"picture_type": "SVG"}, SealImageInvalid),  # PNG bytes declared SVG
@@ -252,6 +256,7 @@ def test_apply_checks_its_input(env: SealEnv, signer: StampingSigner) -> None:
         ({"signer_certificates": (b"not a certificate",)}, ValidationFailed),
         ({"signer_certificates": ()}, ValidationFailed),  # none
         ({"name": " padded "}, ValidationFailed),
+        ({"signer_certificates": (ecdsa_cert,)}, UnsupportedAlgorithm),  # GB/T 38540 is SM2
     ]
     for fields, error in bad:
         with pytest.raises(error):
@@ -360,18 +365,17 @@ def test_concurrent_approvals_approve_once(sqlite_url: str) -> None:
 
     env = seal_env(sqlite_url, seal_required_approvals=2)
     try:
-        esids = [env.apply(env.add_signer("signer-1")) for _ in range(3)]
-        for esid in esids:
-            with ThreadPoolExecutor(3) as pool:
-                records = list(
-                    pool.map(
-                        lambda officer: env.service.approve(esid, actor=officer),  # noqa: B023
-                        ["officer-b", "officer-c", "officer-d"],
-                    )
-                )
+        for _ in range(3):
+            esid = env.apply(env.add_signer("signer-1"))
+            with ThreadPoolExecutor(2) as pool:
+                officers = ["officer-b", "officer-c"]
+                approve = env.service.approve
+                records = list(pool.map(lambda o: approve(esid, actor=o), officers))  # noqa: B023
             assert {r.esid for r in records} == {esid}
             statuses = [c.status for c in env.service.history(esid)]
             assert statuses == [SealStatus.APPLIED, SealStatus.APPROVED]
-            assert len(env.service.get(esid).approvals) == 3
+            assert len(env.service.get(esid).approvals) == 2
+            with pytest.raises(SealStateConflict):
+                env.service.approve(esid, actor="officer-d")  # approved already
     finally:
         env.close()
