@@ -188,3 +188,35 @@ def pyhanko_validate(pdf: bytes, *roots: x509.Certificate, tmp: Path) -> tuple[i
         [*args, "--trust-replace", str(target)], capture_output=True, check=False, timeout=120
     )
     return done.returncode, (done.stdout + done.stderr).decode("utf-8", "replace")
+
+
+def pyhanko_sign(pdf: bytes, *, tmp: Path) -> tuple[bytes, x509.Certificate]:
+    """``pdf`` signed by ``pyhanko sign addsig`` (PAdES, ECDSA key in a PEM file) as a
+    separate process: a signature our code had no part in. Returns (PDF, root)."""
+    exe = shutil.which("pyhanko") or str(Path(sys.executable).with_name("pyhanko"))
+    if not Path(exe).exists():
+        need_service("pyhanko-cli", "the pyhanko command line (pyhanko-cli) is not installed")
+    pki = pyca_pki("ecdsa")
+    files = {
+        "key.pem": pki.leaf.key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ),
+        "cert.pem": pem.armor("CERTIFICATE", pki.leaf.der),
+        "sub.pem": pem.armor("CERTIFICATE", pki.sub.der),
+        "in.pdf": pdf,
+    }
+    for name, data in files.items():
+        (tmp / name).write_bytes(data)
+    args = [exe, "sign", "addsig", "--field", "1/300,600,400,700/Theirs", "--use-pades"]
+    args += ["pemder", "--key", str(tmp / "key.pem"), "--cert", str(tmp / "cert.pem")]
+    args += ["--chain", str(tmp / "sub.pem"), "--no-pass"]
+    done = subprocess.run(
+        [*args, str(tmp / "in.pdf"), str(tmp / "out.pdf")],
+        capture_output=True,
+        check=False,
+        timeout=120,
+    )
+    assert done.returncode == 0, (done.stdout + done.stderr).decode("utf-8", "replace")
+    return (tmp / "out.pdf").read_bytes(), x509.Certificate.load(pki.root.der)

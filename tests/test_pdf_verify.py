@@ -20,7 +20,14 @@ from seals.documents.pdf_report import pdf_document_report
 from seals.documents.pdf_stamp import StampOptions, stamp_pdf
 from seals.documents.pdf_verify import PdfSignatureReport, verify_pdf
 from seals.documents.report import DocumentFormat, SealSummary
-from tests.pdf_support import SealSigner, make_pdf, make_seal, pyhanko_validate, seal_signer
+from tests.pdf_support import (
+    SealSigner,
+    make_pdf,
+    make_seal,
+    pyhanko_sign,
+    pyhanko_validate,
+    seal_signer,
+)
 from trust.errors import DocumentTooLarge, PdfMalformed, TrustError
 from trust.keys import KeyAlgorithm
 from trust.validation.report import CheckStatus, Indication, SubIndication
@@ -230,3 +237,21 @@ def test_compressed_bomb_added_after_signing_is_reported_quickly(
     assert time.monotonic() - started < BOUND_SECONDS
     assert report.modification_level == "other"
     assert report.report.indication is Indication.TOTAL_FAILED
+
+
+def test_signature_made_by_the_pyhanko_cli_verifies_and_survives_our_seal(
+    tmp_path: Path,
+) -> None:
+    theirs, their_root = pyhanko_sign(make_pdf(2), tmp=tmp_path)
+    report = _only(verify_pdf(theirs, anchors=[their_root]))
+    assert report.field_name == "Theirs" and report.es_id is None
+    assert report.report.indication is Indication.TOTAL_PASSED, report.report.checks
+
+    ours = seal_signer(KeyAlgorithm.SM2)
+    options = StampOptions(chain=ours.chain)
+    sealed = stamp_pdf(theirs, ours.signer, make_seal(), Placement(2, 30, 30), options)
+    first, second = verify_pdf(sealed.pdf, anchors=[their_root, ours.root])
+    assert first.coverage == "entire_revision" and first.docmdp_ok is True
+    assert first.report.indication is Indication.TOTAL_PASSED, first.report.checks
+    assert second.es_id == "11010000000001"
+    assert second.report.indication is Indication.TOTAL_PASSED, second.report.checks
