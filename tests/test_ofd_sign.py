@@ -10,6 +10,7 @@ from asn1crypto import pem, x509
 from gmssl import sm3 as gm_sm3
 from lxml import etree
 
+from keystore.model import Actor
 from seals.documents import ofd_xml as xml
 from seals.documents.ofd_package import OfdPackage, read_package
 from seals.documents.ofd_sign import Placement, Rect, StampMode, sign_ofd, stamp_ofd
@@ -19,7 +20,7 @@ from seals.documents.report import ReferenceStatus
 from seals.parse import parse_signature
 from tests.ca_support import DISTID, run_openssl, write
 from tests.ofd_support import change_one_byte, make_ofd, rewrite, sample, seal_signer
-from tests.seals_helpers import NOW, identity
+from tests.seals_helpers import NOW, identity, seal_env
 from trust.clock import FakeClock
 from trust.cms import KeySigner, load_content_info
 from trust.errors import DocumentPageNotFound, DocumentProtected, ValidationFailed
@@ -258,3 +259,22 @@ def test_openssl_agrees(tmp_path: Path) -> None:
         "-sigfile", write(tmp_path / "sig", parsed.signature),
     )  # fmt: skip
     assert "Signature Verified Successfully" in out
+
+
+def test_sign_type_through_the_signer_registry(sqlite_url: str) -> None:
+    """Production's CmsSigner: the signer registry's key-store handle (the key never
+    leaves the key store, one key.sign audit record); verified up to the service's root."""
+    env = seal_env(sqlite_url)
+    try:
+        signer = env.add_signer("notary")
+        cms_signer = env.signers.cms_signer(signer.signer_id, Actor("clerk"))
+        chain = env.signers.chain(signer.signer_id)
+        signed = sign_ofd(make_ofd(1), signer=cms_signer, chain=chain, clock=env.clock)
+        report = verify_ofd(signed, anchors=[env.root_certificate], clock=env.clock)
+        (signature,) = report.signatures
+        for name in ("references", "message_digest", "signature", "certificate_chain"):
+            assert signature.check(name).status is CheckStatus.PASSED, signature.check(name)
+        last = env.audit.tail(1)[-1]
+        assert (last.action, last.actor) == ("key.sign", "clerk")
+    finally:
+        env.close()

@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
+from asn1crypto import x509
 from lxml import etree
 
 from seals.documents import ofd_xml as x
@@ -135,6 +136,7 @@ def sign_ofd(
     package: bytes | OfdPackage,
     *,
     signer: CmsSigner,
+    chain: Sequence[x509.Certificate] = (),
     mode: StampMode = StampMode.CONTINUE,
     timestamp: TimestampFn | None = None,
     provider: Provider = Provider(),
@@ -142,11 +144,18 @@ def sign_ofd(
     clock: Clock | None = None,
 ) -> bytes:
     """``package`` with one more Sign-type signature (no seal, no StampAnnot): an attached
-    GM/T 0010 SignedData whose content is SM3(Signature.xml), optionally timestamped."""
+    GM/T 0010 SignedData whose content is SM3(Signature.xml), with the signer's ``chain``
+    (its CA certificates) beside its certificate, optionally timestamped."""
     clock = clock or SystemClock()
 
     def signed_value(original: bytes, _: str) -> bytes:
-        der = build_signed_data(sm3(original), signer, profile=GMT0010, signing_time=clock.now())
+        der = build_signed_data(
+            sm3(original),
+            signer,
+            profile=GMT0010,
+            signing_time=clock.now(),
+            extra_certificates=chain,
+        )
         if timestamp is None:
             return der
         value = load_content_info(der)["content"]["signer_infos"][0]["signature"].native
