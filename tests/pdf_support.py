@@ -172,11 +172,17 @@ def tsa_function(database_url: str, unit: str = "ecdsa") -> TimestampFunction:
     return lambda hash_algorithm, digest: tsa.issue(hash_algorithm, digest, unit=unit).token
 
 
-def pyhanko_validate(pdf: bytes, *roots: x509.Certificate, tmp: Path) -> tuple[int, str]:
-    """``pyhanko sign validate --trust ROOT ... FILE`` as a separate process: (rc, output)."""
+def _pyhanko_cli() -> str:
+    """The ``pyhanko`` executable (pyhanko-cli, a dev dependency), on PATH or in the venv."""
     exe = shutil.which("pyhanko") or str(Path(sys.executable).with_name("pyhanko"))
     if not Path(exe).exists():
         need_service("pyhanko-cli", "the pyhanko command line (pyhanko-cli) is not installed")
+    return exe
+
+
+def pyhanko_validate(pdf: bytes, *roots: x509.Certificate, tmp: Path) -> tuple[int, str]:
+    """``pyhanko sign validate --trust ROOT ... FILE`` as a separate process: (rc, output)."""
+    exe = _pyhanko_cli()
     target = tmp / "signed.pdf"
     target.write_bytes(pdf)
     args = [exe, "sign", "validate", "--no-revocation-check"]
@@ -193,9 +199,7 @@ def pyhanko_validate(pdf: bytes, *roots: x509.Certificate, tmp: Path) -> tuple[i
 def pyhanko_sign(pdf: bytes, *, tmp: Path) -> tuple[bytes, x509.Certificate]:
     """``pdf`` signed by ``pyhanko sign addsig`` (PAdES, ECDSA key in a PEM file) as a
     separate process: a signature our code had no part in. Returns (PDF, root)."""
-    exe = shutil.which("pyhanko") or str(Path(sys.executable).with_name("pyhanko"))
-    if not Path(exe).exists():
-        need_service("pyhanko-cli", "the pyhanko command line (pyhanko-cli) is not installed")
+    exe = _pyhanko_cli()
     pki = pyca_pki("ecdsa")
     files = {
         "key.pem": pki.leaf.key.private_bytes(
