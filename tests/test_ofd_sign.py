@@ -20,12 +20,16 @@ from seals.documents.report import ReferenceStatus
 from seals.parse import parse_signature
 from tests.ca_support import DISTID, run_openssl, write
 from tests.ofd_support import change_one_byte, make_ofd, rewrite, sample, seal_signer
+from tests.pdf_support import tsa_function
 from tests.seals_helpers import NOW, identity, seal_env
+from tests.tsa_support import tsa_chain
+from timestamp.checker import TokenChecker
 from trust.clock import FakeClock
 from trust.cms import KeySigner, load_content_info
 from trust.errors import DocumentPageNotFound, DocumentProtected, ValidationFailed
+from trust.keys import KeyAlgorithm
 from trust.sm2.select import get_backend
-from trust.validation.report import CheckStatus, Indication
+from trust.validation.report import CheckStatus, Indication, SubIndication
 
 MAKER, SIGNER = identity("seal maker"), identity("seal signer")
 CLOCK = FakeClock(NOW)
@@ -278,3 +282,18 @@ def test_sign_type_through_the_signer_registry(sqlite_url: str) -> None:
         assert (last.action, last.actor) == ("key.sign", "clerk")
     finally:
         env.close()
+
+
+def test_sign_type_with_a_signature_timestamp(sqlite_url: str) -> None:
+    """The service's TSA timestamps the SignerInfo's signature value (SM3, SM2 unit); the
+    token rides as an unsigned attribute and the verifier checks it against the value."""
+    signer = KeySigner(SIGNER.key, x509.Certificate.load(SIGNER.cert))
+    signed = sign_ofd(make_ofd(1), signer=signer, timestamp=tsa_function(sqlite_url, "sm2"))
+    tsa_root = tsa_chain(KeyAlgorithm.SM2)[0]
+    anchors = [SIGNER.cert, tsa_root]
+    report = verify_ofd(signed, anchors=anchors, timestamp_checker=TokenChecker())
+    (signature,) = report.signatures
+    assert signature.check("timestamp").status is CheckStatus.PASSED, signature.check("timestamp")
+    # Without the TSA's root the token is no proof of existence.
+    alone = verify_ofd(signed, anchors=[SIGNER.cert], timestamp_checker=TokenChecker())
+    assert alone.signatures[0].check("timestamp").sub_indication is SubIndication.NO_POE

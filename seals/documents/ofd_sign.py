@@ -41,6 +41,7 @@ from seals.parse import parse_signature
 from trust import oids
 from trust.clock import Clock, SystemClock
 from trust.cms import GMT0010, CmsSigner, build_signed_data
+from trust.cms.algorithms import digest, signer_digest
 from trust.cms.build import add_unsigned_attributes, timestamp_token_attribute
 from trust.cms.verify import load_content_info
 from trust.errors import (
@@ -56,8 +57,9 @@ from trust.sm3 import sm3
 # (SM3 of Signature.xml, its package path "/Doc_0/Signs/Sign_N/Signature.xml") -> DER
 # SES_Signature with that dataHash and propertyInfo.
 SealSignatureFn = Callable[[bytes, str], bytes]
-# The signature value of a SignerInfo -> a DER timestamp token over it.
-TimestampFn = Callable[[bytes], bytes]
+# (hash algorithm name, digest of a SignerInfo's signature value) -> DER timestamp token,
+# as the TSA issues them (``TimestampAuthority.issue(...).token``).
+TimestampFn = Callable[[str, bytes], bytes]
 
 SIGNATURE_METHOD = oids.SM3_WITH_SM2
 DATE_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"  # ofdrw's form; UTC here
@@ -159,7 +161,9 @@ def sign_ofd(
         if timestamp is None:
             return der
         value = load_content_info(der)["content"]["signer_infos"][0]["signature"].native
-        return add_unsigned_attributes(der, [timestamp_token_attribute(timestamp(value))])
+        name = signer_digest(signer.algorithm)
+        token = timestamp(name, digest(name, value))
+        return add_unsigned_attributes(der, [timestamp_token_attribute(token)])
 
     return _add_signature(_open(package, limits), "Sign", None, mode, provider, signed_value, clock)
 

@@ -52,6 +52,7 @@ from trust.validation.report import (
     Finding,
     SubIndication,
 )
+from trust.validation.timestamps import TimestampChecker
 
 # (SES_Signature DER, the signed original) -> the seal checks.
 SealVerifierFn = Callable[[bytes, bytes], VerificationResult]
@@ -69,13 +70,15 @@ def verify_ofd(
     certificates: Sequence[CertificateInput] = (),
     anchors: Sequence[CertificateInput] = (),
     seal_verifier: SealVerifierFn | None = None,
+    timestamp_checker: TimestampChecker | None = None,
     limits: PackageLimits = PackageLimits(),
     clock: Clock | None = None,
     sm2_backend: SM2Backend | None = None,
 ) -> DocumentReport:
     """The report on every signature of ``package``. ``certificates`` are signer
     certificates for Sign-type signatures that carry none; ``anchors`` the roots CMS signer
-    certificates are validated up to (without them, paths are not checked)."""
+    certificates are validated up to (without them, paths are not checked);
+    ``timestamp_checker`` verifies signature timestamps in Sign-type SignedData."""
     if isinstance(package, bytes):
         package = read_package(package, limits)
     structure = layout(package)
@@ -84,6 +87,7 @@ def verify_ofd(
         [load_certificate(c) for c in certificates],
         list(anchors),
         seal_verifier,
+        timestamp_checker,
         clock or SystemClock(),
         sm2_backend,
     )
@@ -134,6 +138,7 @@ class _Verifier:
         certificates: list[x509.Certificate],
         anchors: list[CertificateInput],
         seal_verifier: SealVerifierFn | None,
+        timestamp_checker: TimestampChecker | None,
         clock: Clock,
         sm2_backend: SM2Backend | None,
     ) -> None:
@@ -141,6 +146,7 @@ class _Verifier:
         self.certificates = certificates
         self.anchors = anchors
         self.seal_verifier = seal_verifier
+        self.timestamp_checker = timestamp_checker
         self.digests: dict[str, bytes | None] = {}
         self.clock = clock
         self.backend = sm2_backend
@@ -236,6 +242,7 @@ class _Verifier:
             anchors=self.anchors,
             clock=self.clock,
             sm2_backend=self.backend,
+            timestamp_checker=self.timestamp_checker,
         )
         if report.signer is not None:
             fields["signer"] = report.signer

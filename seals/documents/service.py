@@ -32,6 +32,7 @@ from seals.documents.pdf_verify import verify_pdf
 from seals.documents.report import DocumentFormat, DocumentReport, SealSummary
 from seals.registry import SealRecord
 from seals.service import StampRequest, StampResult, StampSigner
+from timestamp.checker import TokenChecker
 from trust.auth import AuditSink
 from trust.clock import Clock
 from trust.cms import CmsSigner
@@ -145,6 +146,7 @@ class DocumentService:
             certificates=certificates,
             anchors=self._anchors(),
             seal_verifier=self._seal_verifier,
+            timestamp_checker=TokenChecker(),
             limits=self._limits,
             clock=self._clock,
         )
