@@ -152,7 +152,7 @@ def stamp_pdf(
         out = _signing(
             lambda: asyncio.run(
                 _sign_pades(writer, signer, spec, style, seal, reason, options, mode, signing_time)
-            )
+            ).getvalue()
         )
         level = PadesLevel.B_B if mode is TimestampMode.NONE else PadesLevel.B_T
         # B-LT is B-T plus validation data; without a timestamp the DSS makes no new level.
@@ -179,7 +179,9 @@ async def _sign_pades(
     options: StampOptions,
     mode: TimestampMode,
     signing_time: datetime,
-) -> bytes:
+) -> io.BytesIO:
+    """The signed document as a stream: Python 3.11's ``asyncio.run`` may repr its main
+    task, result included, and the repr of megabytes of ``bytes`` costs ~70 ms."""
     pdf_signer = CmsPdfSigner(signer, options.chain)
     stamper = CallableTimeStamper(options.timestamp) if options.timestamp else None
     context = _validation_context(options.validation)
@@ -214,8 +216,8 @@ async def _sign_pades(
             validation_context=context,
             output=io.BytesIO(),
         )
-        return bytes(stamped.getvalue())
-    return bytes(signed.getvalue())
+        return stamped
+    return signed
 
 
 class _ClockedPdfSigner(PdfSigner):
