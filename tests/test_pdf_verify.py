@@ -255,3 +255,10 @@ def test_signature_made_by_the_pyhanko_cli_verifies_and_survives_our_seal(
     assert first.report.indication is Indication.TOTAL_PASSED, first.report.checks
     assert second.es_id == "11010000000001"
     assert second.report.indication is Indication.TOTAL_PASSED, second.report.checks
+
+
+@pytest.mark.parametrize("size", [1_000_000, 20_000_000])
+def test_long_file_without_line_breaks_is_refused_at_once(size: int) -> None:
+    """pyHanko reads the last line backwards byte by byte (~3 s per MB): refused before."""
+    for tail in (b"", b"startxref\n9\n%%EOF\n"):
+        assert isinstance(_refused(b"%PDF-1.7\n" + b"[" * size + tail), PdfMalformed)

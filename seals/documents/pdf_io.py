@@ -17,6 +17,7 @@ DEFAULT_MAX_PDF_BYTES = 50 * 1024 * 1024
 PDF_MAGIC = b"%PDF-"
 # PDF 1.7 §7.5.2: the header may follow some leading bytes, within the first 1024.
 _HEADER_WINDOW = 1024
+_TAIL = 1024
 
 _T = TypeVar("_T")
 
@@ -30,6 +31,16 @@ def check_pdf_bytes(data: bytes, max_bytes: int = DEFAULT_MAX_PDF_BYTES) -> None
         raise DocumentTooLarge(f"the PDF is {len(data)} bytes; the limit is {max_bytes}")
     if not is_pdf(data):
         raise PdfMalformed("not a PDF file: no %PDF- header")
+    _check_trailer(data[-_TAIL:])
+
+
+def _check_trailer(tail: bytes) -> None:
+    """A ``startxref`` line starting in the last 1024 bytes (PDF 1.7 §7.5.5), before
+    pyHanko looks for it: it reads the file's last lines backwards one byte at a time in
+    Python, ~3 s per megabyte of a file without line breaks."""
+    at = tail.rfind(b"startxref")
+    if at <= 0 or tail[at - 1] not in b"\r\n" or b"%%EOF" not in tail[at:]:
+        raise PdfMalformed("no startxref line and %%EOF marker at the end of the file")
 
 
 def parsing(action: Callable[[], _T], what: str) -> _T:
