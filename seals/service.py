@@ -30,7 +30,6 @@ from seals.registry import (
     SealStatus,
     StatusChange,
     check_transition,
-    status_at,
 )
 from seals.store import SealStore
 from trust.auth import AuditSink
@@ -43,6 +42,7 @@ from trust.errors import (
     SealExpired,
     SealImageInvalid,
     SealNotActive,
+    SealNotFound,
     ServiceUnavailable,
     SignerCertificateExpired,
     SignerCertificateRevoked,
@@ -310,13 +310,15 @@ class SealService:
         return self._store.history(esid)
 
     def status_at(self, esid: str, at: datetime | None = None) -> StatusAnswer:
-        """The seal's status at ``at`` (default now), from its history."""
+        """The seal's status at ``at`` (default now), from its history: the same read
+        verification makes (``registered``)."""
         if at is not None and at.utcoffset() is None:
             raise ValidationFailed("the time must carry a time zone")
         when = at or self._clock.now()
-        record = self._store.get(esid)
-        status = status_at(self._store.history(esid), when, record.valid_start, record.valid_end)
-        return StatusAnswer(esid, when, status, record.valid_start, record.valid_end)
+        seal = self._store.registered(esid)
+        if seal is None:
+            raise SealNotFound(f"no seal {esid}")
+        return StatusAnswer(esid, when, seal.status_at(when), seal.valid_start, seal.valid_end)
 
     # --- stamping ------------------------------------------------------------------
 
