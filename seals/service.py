@@ -14,7 +14,7 @@ import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
 from asn1crypto import x509
@@ -465,8 +465,8 @@ class SealService:
             width_mm=request.width_mm,
             height_mm=request.height_mm,
             # Whole seconds, as GeneralizedTime in the made seal will have them.
-            valid_start=start.replace(microsecond=0),
-            valid_end=end.replace(microsecond=0),
+            valid_start=start.astimezone(UTC).replace(microsecond=0),
+            valid_end=end.astimezone(UTC).replace(microsecond=0),
             cert_list_kind=kind,
             signers=signers,
             applicant=actor,

@@ -6,7 +6,7 @@ independent DER walk and verified with the pure-Python gmssl backend."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ from asn1crypto import pem, x509
 
 from keystore.model import Actor
 from seals.registry import SealStatus
-from seals.service import StampRequest
+from seals.service import ApplyRequest, StampRequest
 from tests.ca_support import DISTID, run_openssl, write
 from tests.certs_helper import make_chain
 from tests.seals_helpers import PNG, SealEnv, StampingSigner, seal_env
@@ -262,8 +262,30 @@ def test_apply_checks_its_input(env: SealEnv, signer: StampingSigner) -> None:
         with pytest.raises(error):
             env.apply(signer, **fields)
     svg = b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="40mm"/>'
-    esid = env.apply(signer, picture=svg, picture_type="svg", esid="1101000000001")
-    assert env.service.get(esid).picture_type == "SVG"
+    beijing = timezone(timedelta(hours=8))
+    start = datetime(2026, 1, 1, tzinfo=beijing)
+    applied = env.service.apply(
+        ApplyRequest(
+            seal_type="official",
+            name="测试章",
+            organization="测试单位",
+            picture=svg,
+            picture_type="svg",
+            width_mm=40,
+            height_mm=40,
+            valid_start=start,
+            valid_end=env.clock.now() + timedelta(days=30),
+            signer_certificates=(signer.certificate,),
+            esid="1101000000001",
+        ),
+        actor="officer-a",
+    )
+    esid = applied.esid
+    # Kept in UTC, the same instant (GeneralizedTime in the made seal is UTC), in the
+    # answer as in the store.
+    for record in (applied, env.service.get(esid)):
+        assert record.picture_type == "SVG"
+        assert record.valid_start == start and record.valid_start.utcoffset() == timedelta(0)
     with pytest.raises(Conflict):
         env.apply(signer, esid="1101000000001")
     assert env.service.get(esid).status is SealStatus.APPLIED

@@ -161,7 +161,8 @@ def show(
         out.write_bytes(record.eseal)
     _show([record], as_json)
     for c in changes:
-        typer.echo(f"  {c.seq:3}  {c.at.isoformat()}  {c.status:9}  {c.actor}  {c.reason or ''}")
+        line = f"  {c.seq:3}  {c.at.isoformat()}  {c.status:9}  {c.actor}  {c.reason or ''}"
+        typer.echo(line.rstrip())
 
 
 def _transition(operation: str, esid: str, reason: str | None, as_json: bool) -> None:
