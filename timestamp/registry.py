@@ -311,11 +311,14 @@ class StoredUnits:
 
     def current(self) -> Mapping[str, TsaUnit]:
         if time.monotonic() >= self._due:
-            self.refresh()
+            self.refresh(only_if_due=True)
         return self._units
 
-    def refresh(self) -> None:
+    def refresh(self, *, only_if_due: bool = False) -> None:
         with self._lock:
+            # Threads that found the units due together: the first one re-reads.
+            if only_if_due and time.monotonic() < self._due:
+                return
             records = self._registry.store.list()
             units = dict(self._units)
             for record in records:
