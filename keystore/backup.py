@@ -112,6 +112,8 @@ def restore_backup(
 ) -> int:
     """Restore a bundle into an empty store (same key ids, versions, states and public keys;
     secrets sealed anew under the store's master key). Returns the number of keys.
+    "Empty" allows the audit key ``trustctl init`` makes: it stays, and checkpoints it
+    signed still verify; the oldest active audit key signs from then on.
     ``progress(done, total)`` follows the sealing of each key; all of them are then
     inserted in one transaction, so a failed restore leaves the store empty."""
     if not actor.is_admin:
@@ -127,9 +129,9 @@ def restore_backup(
         raise BackupPassphraseInvalid(
             "the backup does not decrypt: wrong passphrase, or the bundle is damaged"
         ) from None
-    if not store._is_empty():
-        raise KeystoreNotEmpty("restore needs an empty key store")
     items = [_decode_key(k) for k in json.loads(plain)]
+    if not store._restorable([info.id for info, _ in items]):
+        raise KeystoreNotEmpty("restore needs an empty key store (its own audit key aside)")
     store._insert_restored(items, progress)
     store._record(actor, "keystore.restore", None, {"keys": len(items)})
     return len(items)

@@ -961,9 +961,19 @@ class KeyStore:
             )
             return [key_id for (key_id,) in rows]
 
-    def _is_empty(self) -> bool:
+    def _restorable(self, key_ids: Sequence[str]) -> bool:
+        """Whether a backup of ``key_ids`` may be restored here: the store holds no key but
+        audit keys (``trustctl init`` makes one) and none of those ids."""
         with self._db.session() as s:
-            return s.execute(select(func.count()).select_from(keystore_key)).scalar_one() == 0
+            others = s.execute(
+                select(func.count())
+                .select_from(keystore_key)
+                .where(keystore_key.c.purpose != Purpose.AUDIT.value)
+            ).scalar_one()
+            clash = s.execute(
+                select(func.count()).where(keystore_key.c.id.in_(list(key_ids)))
+            ).scalar_one()
+        return others == 0 and clash == 0
 
     def _insert_restored(
         self,

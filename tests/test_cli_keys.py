@@ -56,7 +56,9 @@ def create(cli: CliRunner, algorithm: str = "SM2", purpose: str = "sign") -> dic
 
 
 def listed(cli: CliRunner) -> list[dict[str, Any]]:
-    return json.loads(run(cli, "keys", "list", "--json").stdout)["keys"]
+    """The keys listed, without the audit key `trustctl init` makes."""
+    keys = json.loads(run(cli, "keys", "list", "--json").stdout)["keys"]
+    return [k for k in keys if k["purpose"] != "audit"]
 
 
 def test_init_creates_the_master_key_once(cli: CliRunner, tmp_path: Path) -> None:
@@ -150,9 +152,9 @@ def test_backup_restore_into_a_fresh_store(
     bundle = tmp_path / "keys.bundle"
     result = run(cli, "keys", "backup", str(bundle), "--passphrase-file", str(pass_file))
     assert stat.S_IMODE(bundle.stat().st_mode) == 0o600
-    assert "3 keys" in result.stdout
+    assert "4 keys" in result.stdout  # with the audit key
     # One progress line per key, not just a start and an end.
-    assert [f"backing up keys: {n}/3" in result.stderr for n in range(4)] == [True] * 4
+    assert [f"backing up keys: {n}/4" in result.stderr for n in range(5)] == [True] * 5
     assert PASSPHRASE not in result.output
     run(cli, "keys", "backup", str(bundle), "--passphrase-file", str(pass_file), code=2)
 
@@ -163,8 +165,9 @@ def test_backup_restore_into_a_fresh_store(
     assert "backup_passphrase_invalid" in wrong.stderr
     # The hidden prompt: the passphrase typed is not echoed.
     restored = run(cli, "keys", "restore", str(bundle), input=PASSPHRASE + "\n")
-    assert "restored 3 keys" in restored.stdout and PASSPHRASE not in restored.output
-    assert [f"restoring keys: {n}/3" in restored.stderr for n in range(4)] == [True] * 4
+    # The fresh store's own audit key does not stand in the way; the source's comes along.
+    assert "restored 4 keys" in restored.stdout and PASSPHRASE not in restored.output
+    assert [f"restoring keys: {n}/4" in restored.stderr for n in range(5)] == [True] * 5
     after = listed(cli)
     assert after == before
     assert (tmp_path / "fresh" / "master.key").read_text() != (
@@ -178,7 +181,7 @@ def test_backup_restore_into_a_fresh_store(
 def test_rotate_master_shows_progress_and_keys_still_sign(cli: CliRunner, tmp_path: Path) -> None:
     run(cli, "init", "--no-default-ca")
     keys = [create(cli) for _ in range(5)]
-    run(cli, "keys", "rotate", keys[0]["id"])  # 6 data keys in all
+    run(cli, "keys", "rotate", keys[0]["id"])  # 7 data keys with the audit key
     var = tmp_path / "var"
     old = var / "old-master.key"
     (var / "master.key").rename(old)
@@ -188,10 +191,10 @@ def test_rotate_master_shows_progress_and_keys_still_sign(cli: CliRunner, tmp_pa
     missing = run(cli, "keys", "rotate-master", code=2)
     assert "not configured" in missing.stderr
     result = run(cli, "keys", "rotate-master", "--previous-key-file", str(old), "--batch-size", "4")
-    assert "rewrapping data keys: 0/6" in result.stderr
-    assert "rewrapping data keys: 4/6" in result.stderr
-    assert "rewrapping data keys: 6/6" in result.stderr
-    assert "rewrapped 6 data keys" in result.stdout
+    assert "rewrapping data keys: 0/7" in result.stderr
+    assert "rewrapping data keys: 4/7" in result.stderr
+    assert "rewrapping data keys: 7/7" in result.stderr
+    assert "rewrapped 7 data keys" in result.stdout
     assert "rewrapped 0 data keys" in run(cli, "keys", "rotate-master").stdout
     old.unlink()
     for key in keys:

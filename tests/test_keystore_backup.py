@@ -7,7 +7,14 @@ from datetime import timedelta
 
 import pytest
 
-from keystore import Algorithm, KeyState, Purpose, create_backup, restore_backup
+from keystore import (
+    Algorithm,
+    KeyState,
+    Purpose,
+    create_backup,
+    ensure_audit_key,
+    restore_backup,
+)
 from tests.test_keystore import ADMIN, APP, open_env, request
 from trust.errors import (
     BackupMalformed,
@@ -84,3 +91,30 @@ def test_wrong_passphrase_and_damage_are_clear_errors(sqlite_url: str, tmp_path)
     with pytest.raises(Forbidden):
         create_backup(src.store, PASS, APP)
     assert dst.store.list_keys(ADMIN) == []
+
+
+def test_restore_beside_the_audit_key_of_a_fresh_store(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """`trustctl init` makes an audit key: a store holding only that still takes a restore
+    (the key stays, the source's audit key arrives too); any other key, or a key of the
+    bundle already present, makes it refuse."""
+    src = open_env(f"sqlite:///{tmp_path / 'src.db'}")
+    source_audit, _ = ensure_audit_key(src.store, ADMIN)
+    signing = src.store.generate(request(), ADMIN)
+    bundle = create_backup(src.store, PASS, ADMIN, **FAST)
+    dst = open_env(f"sqlite:///{tmp_path / 'dst.db'}")
+    own_audit, _ = ensure_audit_key(dst.store, ADMIN)
+    assert restore_backup(dst.store, bundle, PASS, ADMIN) == 2
+    ids = {k.id for k in dst.store.list_keys(ADMIN)}
+    assert ids == {own_audit, source_audit, signing.id}
+    with pytest.raises(KeystoreNotEmpty):
+        restore_backup(dst.store, bundle, PASS, ADMIN)
+    lone = open_env(f"sqlite:///{tmp_path / 'lone.db'}")
+    ensure_audit_key(lone.store, ADMIN)
+    audit_only = create_backup(lone.store, PASS, ADMIN, **FAST)
+    again = open_env(f"sqlite:///{tmp_path / 'again.db'}")
+    assert restore_backup(again.store, audit_only, PASS, ADMIN) == 1
+    with pytest.raises(KeystoreNotEmpty):  # only audit keys, but this one is there already
+        restore_backup(again.store, audit_only, PASS, ADMIN)
+    for e in (src, dst, lone, again):
+        e.store.close()
+        e.db.dispose()
