@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 from asn1crypto import cms, tsp, x509
@@ -308,3 +309,11 @@ def test_tst_info_parts_encode_as_asn1crypto_would(
     )
     assert ours == tsp.TSTInfo(fields).dump(force=True)
     assert tsp.TSTInfo.load(ours)["gen_time"].native == gen_time
+
+
+def test_token_log_storage_failure_is_storage_unavailable(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'unmigrated.db'}")  # no tsa_token table
+    record = TokenRecord("1", "sm2", START, SM2_POLICY, "sm3", bytes(32), b"\x30\x00")
+    with pytest.raises(StorageUnavailable):
+        SqlTokenLog(db).add(record)
+    db.dispose()
