@@ -1,6 +1,8 @@
-"""PDF test material made without pyHanko or pypdf: a hand-written PDF generator (any
-number of A4 pages of text, optionally padded with incompressible image data to reach a
-size), a PNG seal image, and signer chains for the PDF tests and the documents benchmark."""
+"""PDF test material: a hand-written PDF generator (no pyHanko or pypdf; any number of A4
+pages of text, optionally padded with incompressible image data to reach a size, as the
+documents benchmark's 10 pages / 1 MB), a PNG seal picture, seal signer chains, the
+service TSA as a stamping callable, and the pyhanko command line as an independent
+validator and signer."""
 
 from __future__ import annotations
 
