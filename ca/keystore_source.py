@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from ca.service import SYSTEM_ACTOR, CertificateAuthority
 from ca.store import SqlCertificateStore
-from keystore.escrow import export_enveloped
 from keystore.model import ALGORITHM_OF, Actor, Algorithm, GenerateRequest, Purpose
 from keystore.service import KeyStore
 from keystore.signer import KeystoreSigner
@@ -61,7 +60,7 @@ class KeystoreKeySource:
         # Issuance exports as the CA, which owns the key; recovery is a key administrator's
         # act (its callers require the key_admin role), audited by the key store under them.
         who = self._actor if admin is None else Actor(admin, frozenset({"key_admin"}))
-        return export_enveloped(self._keystore, key_id, recipient_spki, who)
+        return self._keystore.export_enveloped(key_id, recipient_spki, who)
 
 
 def build_certificate_authority(

@@ -11,9 +11,9 @@ centre returns an escrowed encryption key this way, wrapped for the subscriber's
 key. ECB is what the standard prescribes; it is safe here because the plaintext is one
 uniformly random 32-byte scalar under a fresh single-use SM4 key.
 
-``export_enveloped(store, key_id, recipient_spki, actor)`` is the key-store operation (the
+``export_enveloped`` is the key-store operation behind ``KeyStore.export_enveloped`` (the
 private key is unwrapped and enveloped inside the key store, never returned in the clear);
-it lives here beside the format, as a key-store extension using its internals.
+it lives here beside the format, using the key store's internals.
 ``open_enveloped_key`` is the subscriber's side, for clients and tests.
 """
 

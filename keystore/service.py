@@ -30,6 +30,7 @@ from keystore.audit import (
 )
 from keystore.cache import ALL_KEYS, CHANNEL, CachedKey, KeyCache
 from keystore.envelope import KekRing
+from keystore.escrow import export_enveloped
 from keystore.kek import KekProvider, build_kek_provider
 from keystore.model import (
     ALGORITHM_OF,
@@ -446,6 +447,12 @@ class KeyStore:
             out = load_spki(der.public_key_der, sm2_backend=self._sm2).encrypt(plaintext)
         self._record(actor, "key.encrypt", key_id, {"version": version})
         return out
+
+    def export_enveloped(self, key_id: str, recipient_spki: bytes, actor: Actor) -> bytes:
+        """Key escrow: the SM2 encryption key ``key_id`` as a GM/T 0009 ``SM2EnvelopedKey``
+        for the SM2 key ``recipient_spki``, never in the clear (``keystore/escrow.py``);
+        its owner or a key administrator only, audited as ``key.export_enveloped``."""
+        return export_enveloped(self, key_id, recipient_spki, actor)
 
     def decrypt(
         self,

@@ -14,7 +14,7 @@ from ca.issue import IssueRequest
 from ca.keystore_source import KeystoreKeySource
 from ca.service import CertificateAuthority
 from ca.store import SqlCertificateStore
-from keystore.escrow import SM2EnvelopedKey, export_enveloped, open_enveloped_key
+from keystore.escrow import SM2EnvelopedKey, open_enveloped_key
 from keystore.kek.local import LocalKek
 from keystore.model import Actor, Purpose
 from keystore.service import KeyStore
@@ -180,12 +180,12 @@ def test_escrow_in_the_key_store_is_audited_and_guarded(database_url: str) -> No
 
         # Nobody else exports it, and signing keys are never enveloped.
         with pytest.raises(Forbidden):
-            export_enveloped(
-                keystore, result.escrow_key_id, key.public_bytes_spki(), Actor("token:x")
+            keystore.export_enveloped(
+                result.escrow_key_id, key.public_bytes_spki(), Actor("token:x")
             )
         ca_key = ca.list_cas()[0].key_id
         with pytest.raises(Exception, match="not an escrowed SM2 encryption key"):
-            export_enveloped(keystore, ca_key, key.public_bytes_spki(), ca_actor)
+            keystore.export_enveloped(ca_key, key.public_bytes_spki(), ca_actor)
     finally:
         keystore.close()
         db.dispose()
