@@ -4,18 +4,18 @@ from ca.certs import AltName, build_name, parse_alt_name
 from trust.errors import ProfileSanInvalid, ProfileSubjectInvalid, SubjectAttributeTooLong
 
 
-def test_chinese_subject_round_trips():
+def test_chinese_subject_round_trips() -> None:
     assert build_name({"common_name": "国密根CA"}).native["common_name"] == "国密根CA"
 
 
-def test_unassigned_code_point_refused():
+def test_unassigned_code_point_refused() -> None:
     # Found by the schema fuzzer: such a CA became a trust anchor that broke every
     # later path validation (RFC 4518 preparation refuses it).
     with pytest.raises(ProfileSubjectInvalid):
         build_name({"common_name": "a\U000e0080b"})
 
 
-def test_rfc5280_upper_bounds():
+def test_rfc5280_upper_bounds() -> None:
     # ub-common-name is 64 characters (not bytes): 64 Chinese characters pass, 65 do not.
     assert build_name({"common_name": "国" * 64}).native["common_name"] == "国" * 64
     with pytest.raises(SubjectAttributeTooLong) as e:
@@ -29,12 +29,12 @@ def test_rfc5280_upper_bounds():
 
 
 @pytest.mark.parametrize("bare", ["a.example", "li@example.cn", "10.0.0.1", "uri:http://x"])
-def test_alternative_names_need_their_kind(bare: str):
+def test_alternative_names_need_their_kind(bare: str) -> None:
     with pytest.raises(ProfileSanInvalid, match="dns:, ip: or email:"):
         parse_alt_name(bare)
 
 
-def test_alternative_names_with_kind():
+def test_alternative_names_with_kind() -> None:
     assert parse_alt_name("DNS:WWW.Example.cn") == AltName("dns", "www.example.cn")
     assert parse_alt_name("ip:::1") == AltName("ip", "::1")
     assert parse_alt_name("email:li@example.cn") == AltName("email", "li@example.cn")
