@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import SignersDep, TimestamperDep
 from api.errors import problem_responses
-from api.routers.keys import Base64, SignBatchRequest, SignRequest, _b64
+from api.routers.keys import _EXAMPLE_SIGNATURE, Base64, SignBatchRequest, SignRequest, _b64
 from api.security import Resource, require
 from ca.certs import certificate_pem, chain_pem
 from ca.signers import CmsOptions, CreateSignerRequest, IssueSpec, SignerInfo, SignerRegistry
@@ -194,12 +194,31 @@ class RawSignature(BaseModel):
     version: int = Field(description="the key version that signed")
 
 
+_RAW_EXAMPLE: dict[str, Any] = {"signature_b64": _EXAMPLE_SIGNATURE, "version": 1}
+# Abbreviated: a real SignedData is about 1.5 KB of base64 with the certificate.
+_CMS_EXAMPLE: dict[str, Any] = {
+    "cms_b64": "MIIEGgYKKoEcz1UGAQQCAqCCBAowggQGAgEBMQ4wDAYIKoEcz1UBgxEFADAMBgoqgRzPVQYBBAIB..."
+}
+
+
 class SignResponse(RawSignature):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{**_RAW_EXAMPLE, "signer_id": _EXAMPLE_ID, "algorithm": "SM2"}]
+        }
+    )
+
     signer_id: str
     algorithm: str
 
 
 class SignBatchResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"signer_id": _EXAMPLE_ID, "algorithm": "SM2", "items": [_RAW_EXAMPLE]}]
+        }
+    )
+
     signer_id: str
     algorithm: str
     items: list[RawSignature] = Field(description="one signature per request item, in order")
@@ -248,10 +267,16 @@ class CmsBatchBody(_CmsOptionsBody):
 
 
 class CmsResponse(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [_CMS_EXAMPLE]})
+
     cms_b64: str = Field(description="DER ContentInfo holding the SignedData")
 
 
 class CmsBatchResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"signer_id": _EXAMPLE_ID, "items": [_CMS_EXAMPLE]}]}
+    )
+
     signer_id: str
     items: list[CmsResponse] = Field(description="one SignedData per request item, in order")
 
