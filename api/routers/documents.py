@@ -34,7 +34,42 @@ Stamper = Annotated[
 Verifier = Annotated[Principal | None, public_if("public_verify", Role.verifier)]
 
 MAX_MM = 2000.0  # larger than any page OFD or PDF readers display
-_FILE = File(description="the OFD package or PDF file")
+_FILE = File(description="the OFD package or PDF file", examples=["<invoice.ofd bytes>"])
+_REPORT_EXAMPLE = {
+    "format": "ofd",
+    "indication": "TOTAL_PASSED",
+    "sub_indication": None,
+    "signatures": [
+        {
+            "id": "1",
+            "type": "Seal",
+            "location": "/Doc_0/Signs/Sign_0/Signature.xml",
+            "indication": "TOTAL_PASSED",
+            "sub_indication": None,
+            "signing_time": "2026-11-22 02:00:00",
+            "seal": {"es_id": "11010000000001", "name": "测试合同专用章", "version": 4},
+            "whole_protected": False,
+            "references": [{"file": "/Doc_0/Document.xml", "status": "match"}],
+            "checks": [
+                {
+                    "name": "references",
+                    "status": "passed",
+                    "sub_indication": None,
+                    "message": "all 6 referenced files match their SM3",
+                },
+                {
+                    "name": "data_hash",
+                    "status": "passed",
+                    "sub_indication": None,
+                    "message": "dataHash = SM3(original)",
+                },
+            ],
+            "warnings": [],
+        }
+    ],
+    "unprotected_files": ["/Doc_0/Signs/Signatures.xml"],
+    "warnings": [],
+}
 
 
 @router.post(
@@ -44,7 +79,10 @@ _FILE = File(description="the OFD package or PDF file")
     responses={
         200: {
             "description": "the stamped document, same format as the upload",
-            "content": {OFD_MEDIA_TYPE: {}, PDF_MEDIA_TYPE: {}},
+            "content": {
+                media: {"schema": {"type": "string", "format": "binary"}, "example": "<bytes>"}
+                for media in (OFD_MEDIA_TYPE, PDF_MEDIA_TYPE)
+            },
         },
         **problem_responses(400, 401, 403, 404, 409, 413, 415, 422, 429),
     },
@@ -53,8 +91,21 @@ async def stamp(
     principal: Stamper,
     documents: DocumentsDep,
     file: Annotated[UploadFile, _FILE],
-    seal_id: Annotated[str, Form(min_length=1, max_length=64, description="the seal's esID")],
-    signer: Annotated[str, Form(min_length=1, max_length=64, description="signer id")],
+    seal_id: Annotated[
+        str,
+        Form(
+            min_length=1, max_length=64, description="the seal's esID", examples=["11010000000001"]
+        ),
+    ],
+    signer: Annotated[
+        str,
+        Form(
+            min_length=1,
+            max_length=64,
+            description="signer id",
+            examples=["sgn_4b1e0c9a7d3f2e6b8a5c1d0f"],
+        ),
+    ],
     x: Annotated[float, Form(ge=0, le=MAX_MM, description="left edge, mm from the left")],
     y: Annotated[float, Form(ge=0, le=MAX_MM, description="top edge, mm from the top")],
     page: Annotated[int, Form(ge=1, le=100_000, description="1-based page")] = 1,
@@ -90,7 +141,10 @@ async def stamp(
 @router.post(
     "/verify",
     summary="Verify every signature and seal in a document",
-    responses=problem_responses(400, 401, 403, 413, 415, 422, 429),
+    responses={
+        200: {"content": {"application/json": {"example": _REPORT_EXAMPLE}}},
+        **problem_responses(400, 401, 403, 413, 415, 422, 429),
+    },
 )
 async def verify(
     _: Verifier, documents: DocumentsDep, file: Annotated[UploadFile, _FILE]
