@@ -25,7 +25,7 @@ from keystore import KeyStore
 from keystore.model import Actor, GenerateRequest, KeyState, Purpose
 from keystore.model import Algorithm as StoredAlgorithm
 from keystore.signer import KeystoreCmsSigner
-from trust.errors import ServiceUnavailable
+from trust.errors import CaNotFound
 from trust.settings import Settings
 from trust.validation.certs import load_certificates
 
@@ -73,7 +73,7 @@ def _find(keystore: KeyStore, ca: CertificateAuthority, settings: Settings) -> R
 def _make(keystore: KeyStore, ca: CertificateAuthority, settings: Settings) -> ReportSigner:
     issuing = [c for c in ca.list_cas() if c.name == settings.ca_default_sm2_issuing_name]
     if not issuing:
-        raise ServiceUnavailable(
+        raise CaNotFound(
             f"no CA {settings.ca_default_sm2_issuing_name!r} to certify the report-signing "
             "key: run trustctl init"
         )

@@ -79,13 +79,13 @@ def test_one_report_key_reused_and_every_signature_audited(tmp_path: Path) -> No
     assert signs, [r.action for r in audit.tail(50)]
 
 
-def test_signed_without_a_ca_is_service_unavailable(tmp_path: Path) -> None:
+def test_signed_without_a_ca_is_ca_not_found(tmp_path: Path) -> None:
     env = make_env(tmp_path)
     cms = pyca_cms(pyca_pki("ecdsa").leaf, b"x")
     r = env.client.post(
         "/v1/verify/cms?signed=true", json={"cms_b64": base64.b64encode(cms).decode()}
     )
-    assert r.status_code == 503, r.text
+    assert (r.status_code, r.json()["code"]) == (404, "ca_not_found"), r.text
     assert "trustctl init" in r.json()["detail"]
     plain = env.client.post("/v1/verify/cms", json={"cms_b64": base64.b64encode(cms).decode()})
     assert plain.status_code == 200 and "indication" in plain.json()
