@@ -73,6 +73,12 @@ def test_schema_driven_requests_never_500(env: ApiEnv, admin: str, mode: Generat
             kwargs.pop("cookies", None)
             if isinstance(kwargs.get("data"), (bytes, str)):
                 kwargs["content"] = kwargs.pop("data")
+            # Multipart parts must be bytes or text: httpx fails inside the app's receive()
+            # on an int (schemathesis gives integer form fields as ints), a false 500.
+            kwargs["files"] = [
+                (name, (filename, value if isinstance(value, (bytes, str)) else str(value), *rest))
+                for name, (filename, value, *rest) in kwargs.get("files") or []
+            ] or None
             kwargs["headers"] = {**kwargs.get("headers", {}), "Authorization": admin}
             # The app's own client: schemathesis' ASGI call starts a new one per case.
             response = env.client.request(**kwargs)
