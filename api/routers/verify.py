@@ -129,6 +129,26 @@ _REPORT_EXAMPLE: dict[str, Any] = {
 _REPORT_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {"content": {"application/json": {"example": _REPORT_EXAMPLE}}}
 }
+_BATCH_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "content": {
+            "application/json": {
+                "example": {
+                    "results": [
+                        {"report": _REPORT_EXAMPLE, "error": None},
+                        {
+                            "report": None,
+                            "error": {
+                                "code": "bad_request_asn1",
+                                "detail": "certificate is not valid DER",
+                            },
+                        },
+                    ]
+                }
+            }
+        }
+    }
+}
 
 CertificatePem = Annotated[
     str, Field(min_length=1, max_length=65536, description="one certificate, PEM")
@@ -267,6 +287,13 @@ class VerifyCertificateRequest(_WithRevocation):
 
 
 class VerifyTimestampRequest(_WithRevocation):
+    # Shape only: a SignedData that holds no TSTInfo (its report is FORMAT_FAILURE).
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"token_b64": _EXAMPLE_CMS, "data_b64": "aGVsbG8gd29ybGQ="}]
+        }
+    )
+
     token_b64: Base64 = Field(description="TimeStampToken (CMS ContentInfo), DER")
     data_b64: Base64 | None = Field(None, description="the data the token should stamp")
     digest_b64: Base64 | None = Field(
@@ -572,6 +599,7 @@ def _batch(
 @router.post(
     "/verify/signature:batch",
     response_model=BatchResult,
+    responses=_BATCH_RESPONSE,
     summary=f"Verify up to {MAX_BATCH} raw signatures (VerifySignedData), in order",
     description="Revocation input and mode apply to every item. An item that is not "
     "well formed gets an error in its place, the others their reports.",
@@ -584,6 +612,7 @@ def verify_signature_batch(body: VerifySignatureBatch, services: ServicesDep) ->
 @router.post(
     "/verify/cms:batch",
     response_model=BatchResult,
+    responses=_BATCH_RESPONSE,
     summary=f"Verify up to {MAX_BATCH} CMS SignedData (VerifySignedMessage), in order",
     description="Revocation input and mode apply to every item.",
 )
