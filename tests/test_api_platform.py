@@ -289,6 +289,8 @@ def test_openapi_documents_examples_and_problems(env: ApiEnv) -> None:
             if "example" in node or "examples" in node:
                 return True
             return any(has_example(v) for v in node.values())
+        if isinstance(node, list):  # anyOf / oneOf alternatives, e.g. an optional body
+            return any(has_example(v) for v in node)
         return False
 
     for path, item in doc["paths"].items():
