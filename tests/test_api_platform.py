@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -227,8 +228,8 @@ def test_metrics_count_routes_by_template(env: ApiEnv) -> None:
 
 
 def test_refuses_to_start_on_unapplied_migration(
-    tmp_path, caplog: pytest.LogCaptureFixture
-) -> None:  # type: ignore[no-untyped-def]
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     settings = Settings(var_dir=tmp_path)
     app = create_app(settings)
     with pytest.raises(MigrationRequired), TestClient(app):
