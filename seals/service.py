@@ -14,7 +14,7 @@ import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from asn1crypto import x509
@@ -330,7 +330,7 @@ class SealService:
             digest = _data_digest(request.data, request.data_sm3)
             if request.timestamp and self._timestamper is None:
                 raise TimestampUnavailable("no time-stamp authority is configured")
-            now = self._clock.now().replace(microsecond=0)  # timeInfo has whole seconds
+            now = _whole_second_up(self._clock.now())
             record, signer = self._stamping(request.esid, request.signer_id, actor, now)
             assert record.eseal is not None  # _stamping refuses a seal not made
             cert_der = signer.certificate.dump()
@@ -493,6 +493,14 @@ class SealService:
             raise
         self._audit.append(actor, action, target=target, details=details(result))
         return result
+
+
+def _whole_second_up(instant: datetime) -> datetime:
+    """timeInfo has whole seconds. Rounding down could name an instant before a seal made
+    or resumed a moment ago was active, so a good stamp would later verify as made while
+    the seal was not active; rounding up never precedes the checks made now."""
+    whole = instant.replace(microsecond=0)
+    return whole if whole == instant else whole + timedelta(seconds=1)
 
 
 def _status_details(record: SealRecord) -> Mapping[str, Any]:

@@ -120,6 +120,19 @@ def test_a_service_stamp_passes_every_check(
     assert result.indication is Indication.INDETERMINATE
 
 
+def test_a_stamp_in_the_second_the_seal_became_active_verifies(
+    env: SealEnv, signer: StampingSigner, verifier: SealVerifier
+) -> None:
+    # timeInfo has whole seconds: a seal made at x.5 s and stamped at x.7 s must not
+    # verify as stamped before it was active (rounding timeInfo down would say so).
+    env.clock.advance(timedelta(microseconds=500_000))
+    esid = env.active_seal(signer)
+    env.clock.advance(timedelta(microseconds=200_000))
+    result = verifier.verify_signature(stamp(env, esid, signer), original=DATA)
+    assert result.indication is Indication.PASSED, result.checks
+    assert result.signing_time is not None and result.signing_time.microsecond == 0
+
+
 def test_timestamped_stamp_gives_a_proven_time(
     env: SealEnv, signer: StampingSigner, verifier: SealVerifier
 ) -> None:
