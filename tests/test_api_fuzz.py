@@ -24,8 +24,9 @@ from tests.api_support import ApiEnv, make_env
 from trust.auth import Grant, Role
 
 PROBLEM = "application/problem+json"
-# OCSP requests are DER bodies: generate them as raw bytes.
+# OCSP and time-stamp requests are DER bodies: generate them as raw bytes.
 schemathesis.serializer.alias("application/ocsp-request", "application/octet-stream")
+schemathesis.serializer.alias("application/timestamp-query", "application/octet-stream")
 EXAMPLES = 30
 BOUNDED = settings(
     max_examples=EXAMPLES,
@@ -125,6 +126,7 @@ CONTENT_TYPES = st.sampled_from(
         "application/x-www-form-urlencoded",
         "application/problem+json",
         "application/ocsp-request",
+        "application/timestamp-query",
     ]
 )
 
