@@ -38,6 +38,7 @@ from trust.cms.algorithms import digest
 from trust.db import Database
 from trust.errors import (
     BadRequest,
+    ConfigurationError,
     InvalidLength,
     NotFound,
     ServiceUnavailable,
@@ -317,3 +318,9 @@ def test_token_log_storage_failure_is_storage_unavailable(tmp_path: Path) -> Non
     with pytest.raises(StorageUnavailable):
         SqlTokenLog(db).add(record)
     db.dispose()
+
+
+def test_a_unit_needs_a_positive_accuracy() -> None:
+    base = units()[0]
+    with pytest.raises(ConfigurationError):
+        TsaUnit(base.name, base.signer, base.policy, accuracy=timedelta(0))

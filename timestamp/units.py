@@ -51,6 +51,11 @@ class TsaUnit:
         default_factory=list, init=False, compare=False, repr=False
     )
 
+    def __post_init__(self) -> None:
+        # A TSTInfo accuracy of zero would be an empty SEQUENCE, and no clock is exact.
+        if self.accuracy < timedelta(microseconds=1):
+            raise ConfigurationError(f"TSA unit {self.name}: the accuracy must be positive")
+
     @property
     def policies(self) -> frozenset[str]:
         return self.other_policies | {self.policy}
