@@ -39,6 +39,7 @@ from ca.store import (
     CertificateStore,
     RetiredGeneration,
 )
+from trust.audit.attempts import audited
 from trust.auth import AuditSink
 from trust.clock import Clock
 from trust.coordination import Coordination
@@ -229,15 +230,7 @@ class CertificateAuthority:
         code), so the log shows every attempt to issue or revoke, not just successes."""
         if self._audit is None:
             return run()
-        try:
-            result = run()
-        except TrustError as exc:
-            self._audit.append(
-                actor, action, target=target, outcome="failure", details={"code": exc.code}
-            )
-            raise
-        self._audit.append(actor, action, target=target, details=details(result))
-        return result
+        return audited(self._audit, actor, action, target, run, details)
 
     # --- CAs -----------------------------------------------------------------------
 

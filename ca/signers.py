@@ -32,6 +32,7 @@ from ca.signer_store import ACTIVE, DISABLED, STATUSES, SignerRecord, SignerStor
 from keystore.model import Actor, Algorithm, KeyState, Purpose, SignInput, SignResult
 from keystore.service import KeyStore
 from keystore.signer import KeystoreCmsSigner
+from trust.audit.attempts import record_refusal
 from trust.auth import AuditSink
 from trust.clock import Clock
 from trust.cms import GMT0010, RFC5652, CmsProfile, timestamp_token_attribute
@@ -45,7 +46,6 @@ from trust.errors import (
     KeyPurposeMismatch,
     SignerCertificateMismatch,
     SignerDisabled,
-    TrustError,
     UnsupportedAlgorithm,
 )
 from trust.keys import KeyAlgorithm, SignatureScheme
@@ -195,13 +195,7 @@ class SignerRegistry:
     def _audited(self, actor: Actor, action: str, target: str, run: Callable[[], _T]) -> _T:
         """``run()``; a refusal is recorded (outcome failure, with its code) and re-raised,
         so the log shows every attempt, not only what succeeded. Callers record success."""
-        try:
-            return run()
-        except TrustError as exc:
-            self._audit.append(
-                actor.id, action, target=target, outcome="failure", details={"code": exc.code}
-            )
-            raise
+        return record_refusal(self._audit, actor.id, action, target, run)
 
     def _create(self, request: CreateSignerRequest, actor: Actor) -> SignerInfo:
         if (request.issue is None) == (request.certificate is None):

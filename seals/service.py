@@ -32,6 +32,7 @@ from seals.registry import (
     check_transition,
 )
 from seals.store import SealStore
+from trust.audit.attempts import audited
 from trust.auth import AuditSink
 from trust.clock import Clock
 from trust.errors import (
@@ -48,7 +49,6 @@ from trust.errors import (
     SignerCertificateRevoked,
     SignerNotInSeal,
     TimestampUnavailable,
-    TrustError,
     UnsupportedAlgorithm,
     ValidationFailed,
 )
@@ -484,15 +484,7 @@ class SealService:
         run: Callable[[], _T],
         details: Callable[[_T], Mapping[str, Any]],
     ) -> _T:
-        try:
-            result = run()
-        except TrustError as exc:
-            self._audit.append(
-                actor, action, target=target, outcome="failure", details={"code": exc.code}
-            )
-            raise
-        self._audit.append(actor, action, target=target, details=details(result))
-        return result
+        return audited(self._audit, actor, action, target, run, details)
 
 
 def _whole_second_up(instant: datetime) -> datetime:
