@@ -27,11 +27,8 @@ import json
 import os
 import sys
 import tempfile
-import threading
 from collections.abc import Callable
 from pathlib import Path
-
-import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
@@ -40,7 +37,7 @@ from asn1crypto import keys as asn1_keys  # noqa: E402
 from asn1crypto import ocsp, pem, x509  # noqa: E402
 
 from ca.signer import signature_algorithm  # noqa: E402
-from scripts.bench.keystore_http import _trustctl, rate, served  # noqa: E402
+from scripts.bench.keystore_http import _trustctl, rate, served, thread_clients  # noqa: E402
 from trust.keys import KeyAlgorithm, generate  # noqa: E402
 from trust.sm2.select import get_backend  # noqa: E402
 
@@ -98,14 +95,7 @@ def main() -> None:
         token = _trustctl(env, "tokens", "create", "--role", "ca_operator").strip()
         cas = json.loads(_trustctl(env, "ca", "list", "--json"))["cas"]
         issuing = next(c for c in cas if c["algorithm"] == "sm2" and c["parent_id"])
-        local = threading.local()
-
-        def client() -> httpx.Client:
-            c: httpx.Client | None = getattr(local, "client", None)
-            if c is None:
-                auth = {"Authorization": f"Bearer {token}"}
-                c = local.client = httpx.Client(base_url=base, headers=auth, timeout=60)
-            return c
+        client = thread_clients(base, {"Authorization": f"Bearer {token}"})
 
         issue_body = {"csr_pem": sm2_csr_pem(), "profile": "person"}
         issue_path = f"/v1/cas/{issuing['id']}/certificates"

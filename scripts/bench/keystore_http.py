@@ -104,6 +104,20 @@ def served(var: Path, audit_mode: str = "durable") -> Iterator[tuple[str, str, s
         log.close()
 
 
+def thread_clients(base: str, headers: dict[str, str]) -> Callable[[], httpx.Client]:
+    """A client per calling thread: one keep-alive connection each, as one client process
+    would hold."""
+    local = threading.local()
+
+    def client() -> httpx.Client:
+        c: httpx.Client | None = getattr(local, "client", None)
+        if c is None:
+            c = local.client = httpx.Client(base_url=base, headers=headers, timeout=60)
+        return c
+
+    return client
+
+
 def rate(op: Callable[[], int], seconds: float, threads: int = 1) -> float:
     """Signatures per second with ``threads`` threads calling ``op`` (which returns how
     many signatures it made) for ``seconds``."""
@@ -151,14 +165,7 @@ def main() -> None:
         ),
     ):
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-        local = threading.local()
-
-        def client() -> httpx.Client:
-            # One keep-alive connection per thread, as one client process would hold.
-            c: httpx.Client | None = getattr(local, "client", None)
-            if c is None:
-                c = local.client = httpx.Client(base_url=base, headers=headers, timeout=30)
-            return c
+        client = thread_clients(base, headers)
 
         def post(path: str, body: bytes, count: int) -> Callable[[], int]:
             def op() -> int:

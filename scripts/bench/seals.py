@@ -34,16 +34,13 @@ import json
 import os
 import sys
 import tempfile
-import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from scripts.bench.keystore_http import _trustctl, rate, served  # noqa: E402
+from scripts.bench.keystore_http import _trustctl, rate, served, thread_clients  # noqa: E402
 from trust.sm2.select import get_backend  # noqa: E402
 from trust.sm3 import sm3  # noqa: E402
 
@@ -122,13 +119,7 @@ def main() -> None:
             }
         ).encode()
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-        local = threading.local()
-
-        def client() -> httpx.Client:
-            c: httpx.Client | None = getattr(local, "client", None)
-            if c is None:
-                c = local.client = httpx.Client(base_url=base, headers=headers, timeout=30)
-            return c
+        client = thread_clients(base, headers)
 
         def stamp() -> int:
             r = client().post(f"/v1/seals/{esid}/stamp", content=body)

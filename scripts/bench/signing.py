@@ -35,7 +35,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -45,7 +44,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from scripts.bench.keystore_http import _free_port, _trustctl, rate  # noqa: E402
+from scripts.bench.keystore_http import _free_port, _trustctl, rate, thread_clients  # noqa: E402
 from trust.sm2.select import get_backend  # noqa: E402
 
 MESSAGE = b"k" * 32
@@ -154,13 +153,7 @@ def main() -> None:
         ),
     ):
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-        local = threading.local()
-
-        def client() -> httpx.Client:
-            c: httpx.Client | None = getattr(local, "client", None)
-            if c is None:
-                c = local.client = httpx.Client(base_url=base, headers=headers, timeout=60)
-            return c
+        client = thread_clients(base, headers)
 
         def post(path: str, body: bytes, count: int) -> Callable[[], int]:
             def op() -> int:

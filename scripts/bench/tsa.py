@@ -24,17 +24,15 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
 from asn1crypto import algos, tsp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from api.deps import build_services  # noqa: E402
-from scripts.bench.keystore_http import MESSAGE, rate, served  # noqa: E402
+from scripts.bench.keystore_http import MESSAGE, rate, served, thread_clients  # noqa: E402
 from trust.cms.algorithms import DIGEST_OIDS, digest  # noqa: E402
 from trust.keys import configure_sm2_backend  # noqa: E402
 from trust.settings import Settings  # noqa: E402
@@ -71,14 +69,7 @@ def main() -> None:
     body = time_stamp_request()
 
     with tempfile.TemporaryDirectory() as tmp, served(Path(tmp) / "var") as (base, _, _):
-        local = threading.local()
-
-        def client() -> httpx.Client:
-            # One keep-alive connection per thread, as one client process would hold.
-            c: httpx.Client | None = getattr(local, "client", None)
-            if c is None:
-                c = local.client = httpx.Client(base_url=base, headers=QUERY, timeout=30)
-            return c
+        client = thread_clients(base, QUERY)
 
         def stamp() -> int:
             r = client().post("/tsa", content=body)
