@@ -59,9 +59,8 @@ def _trustctl(env: dict[str, str], *args: str) -> str:
     return done.stdout
 
 
-@contextmanager
-def served(var: Path, audit_mode: str = "durable") -> Iterator[tuple[str, str, str]]:
-    """A fresh server: (base url, signer token, SM2 key id)."""
+def bench_env(var: Path, audit_mode: str = "durable") -> dict[str, str]:
+    """The environment of a fresh store under ``var`` for ``trustctl`` and the server."""
     env = {
         **os.environ,
         "TRUST_VAR_DIR": str(var),
@@ -72,11 +71,12 @@ def served(var: Path, audit_mode: str = "durable") -> Iterator[tuple[str, str, s
     }
     for name in ("TRUST_DATABASE_URL", "TRUST_REDIS_URL", "TRUST_MASTER_KEY", "TRUST_CONFIG"):
         env.pop(name, None)
-    _trustctl(env, "init")
-    key_id = json.loads(
-        _trustctl(env, "keys", "create", "--algorithm", "SM2", "--label", "bench", "--json")
-    )["id"]
-    token = _trustctl(env, "tokens", "create", "--role", "signer", "--resource", key_id).strip()
+    return env
+
+
+@contextmanager
+def running_server(var: Path, env: dict[str, str]) -> Iterator[str]:
+    """``trustctl serve`` (1 worker) on a free port until ready: its base url."""
     port = _free_port()
     log = (var / "serve.log").open("wb")
     server = subprocess.Popen(
@@ -97,11 +97,24 @@ def served(var: Path, audit_mode: str = "durable") -> Iterator[tuple[str, str, s
             if server.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit((var / "serve.log").read_text())
             time.sleep(0.2)
-        yield base, token, key_id
+        yield base
     finally:
         server.terminate()
         server.wait(timeout=15)
         log.close()
+
+
+@contextmanager
+def served(var: Path, audit_mode: str = "durable") -> Iterator[tuple[str, str, str]]:
+    """A fresh server: (base url, signer token, SM2 key id)."""
+    env = bench_env(var, audit_mode)
+    _trustctl(env, "init")
+    key_id = json.loads(
+        _trustctl(env, "keys", "create", "--algorithm", "SM2", "--label", "bench", "--json")
+    )["id"]
+    token = _trustctl(env, "tokens", "create", "--role", "signer", "--resource", key_id).strip()
+    with running_server(var, env) as base:
+        yield base, token, key_id
 
 
 def thread_clients(base: str, headers: dict[str, str]) -> Callable[[], httpx.Client]:

@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import os
 import sys
 import tempfile
 from collections.abc import Callable
@@ -40,7 +39,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from scripts.bench.keystore_http import _trustctl, rate, served, thread_clients  # noqa: E402
+from scripts.bench.keystore_http import (  # noqa: E402
+    _trustctl,
+    bench_env,
+    rate,
+    served,
+    thread_clients,
+)
 from trust.sm2.select import get_backend  # noqa: E402
 from trust.sm3 import sm3  # noqa: E402
 
@@ -56,9 +61,7 @@ PNG = base64.b64decode(
 
 def _env(var: Path, user: str) -> dict[str, str]:
     """The environment ``served`` runs trustctl in, as ``user`` (getpass reads LOGNAME)."""
-    env = {**os.environ, "TRUST_VAR_DIR": str(var), "TRUST_LOG_LEVEL": "WARNING"}
-    for name in ("TRUST_DATABASE_URL", "TRUST_REDIS_URL", "TRUST_MASTER_KEY", "TRUST_CONFIG"):
-        env.pop(name, None)
+    env = bench_env(var)
     env["LOGNAME"] = env["USER"] = user
     return env
 

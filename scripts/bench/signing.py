@@ -31,11 +31,8 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import os
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -44,7 +41,13 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from scripts.bench.keystore_http import _free_port, _trustctl, rate, thread_clients  # noqa: E402
+from scripts.bench.keystore_http import (  # noqa: E402
+    _trustctl,
+    bench_env,
+    rate,
+    running_server,
+    thread_clients,
+)
 from trust.sm2.select import get_backend  # noqa: E402
 
 MESSAGE = b"k" * 32
@@ -55,14 +58,7 @@ TARGETS = {"cms": 0.4, "verify": 0.3}
 @contextmanager
 def served(var: Path) -> Iterator[tuple[str, str, str, dict[str, str]]]:
     """A fresh server: (base url, signer token, signer id, {root, issuing} PEM)."""
-    env = {
-        **os.environ,
-        "TRUST_VAR_DIR": str(var),
-        "TRUST_LOG_LEVEL": "WARNING",
-        "TRUST_RATE_LIMIT_REQUESTS": str(10**9),
-    }
-    for name in ("TRUST_DATABASE_URL", "TRUST_REDIS_URL", "TRUST_MASTER_KEY", "TRUST_CONFIG"):
-        env.pop(name, None)
+    env = bench_env(var)
     _trustctl(env, "init")
     cas = json.loads(_trustctl(env, "ca", "list", "--json"))["cas"]
     issuing = next(c for c in cas if c["algorithm"] == "sm2" and c["parent_id"])
@@ -97,32 +93,9 @@ def served(var: Path) -> Iterator[tuple[str, str, str, dict[str, str]]]:
         "--resource-type",
         "signer",
     ).strip()
-    port = _free_port()
-    log = (var / "serve.log").open("wb")
-    server = subprocess.Popen(
-        [str(Path(sys.executable).with_name("trustctl")), "serve", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit((var / "serve.log").read_text())
-            time.sleep(0.2)
-        pems = {"root": root["certificate_pem"], "issuing": issuing["certificate_pem"]}
+    pems = {"root": root["certificate_pem"], "issuing": issuing["certificate_pem"]}
+    with running_server(var, env) as base:
         yield base, token, signer, pems
-    finally:
-        server.terminate()
-        server.wait(timeout=15)
-        log.close()
 
 
 def main() -> None:
