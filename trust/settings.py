@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     rate_limit_window_seconds: float = Field(60.0, gt=0)
     # How long a POST answer is replayed for a repeated Idempotency-Key.
     idempotency_ttl_seconds: float = Field(86400.0, gt=0)
+    # Answers up to this size are kept in the coordination store (larger ones: see
+    # api/idempotency.py).
+    idempotency_max_inline_bytes: int = Field(1 << 20, ge=1024)
 
     # --- storage and coordination ---
     database_url: str | None = None  # default: sqlite under var_dir
@@ -156,6 +159,19 @@ class Settings(BaseSettings):
     # The CA that certifies the seal maker (by name); None: the default SM2 issuing CA.
     seal_maker_ca: str | None = None
     seal_maker_validity_days: int = Field(3 * 365, ge=1)
+
+    # --- sealed documents (OFD, PDF) ---
+    # pyHanko parses PDFs in Python: each PDF verification or stamping runs in one of
+    # document_pdf_workers child processes, within these bounds (document_too_complex).
+    document_pdf_workers: int = Field(2, ge=1, le=64)
+    document_pdf_seconds: float = Field(5.0, gt=0)
+    document_pdf_memory_mb: int = Field(1024, ge=256)
+    # OFD packages (zip) are refused beyond these, checked before and while inflating.
+    ofd_max_entries: int = Field(10_000, ge=1)
+    ofd_max_total_bytes: int = Field(256 << 20, ge=1024)
+    ofd_max_entry_bytes: int = Field(128 << 20, ge=1024)
+    ofd_max_ratio: int = Field(200, ge=1, description="uncompressed/compressed, entries > 1 MiB")
+    ofd_max_xml_bytes: int = Field(16 << 20, ge=1024)
 
     # --- logging ---
     log_level: str = "INFO"
