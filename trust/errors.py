@@ -273,6 +273,13 @@ class KeyDestroyed(KeyUnusable):
     title = "Key material has been destroyed"
 
 
+class KeyBoundToTsaUnit(Conflict):
+    """A TSA unit's certificate certifies this key version: the unit rotates it."""
+
+    code = "key_bound_to_tsa_unit"
+    title = "Key belongs to a TSA unit; rotate the unit (trustctl tsa rotate)"
+
+
 class KeyPurposeMismatch(BadRequest):
     code = "key_purpose_mismatch"
     title = "Key is not for this operation"
@@ -490,6 +497,15 @@ class PdfUnsupported(BadRequest):
     title = "PDF feature not supported"
 
 
+class DocumentTooComplex(TrustError):
+    """A document whose parsing exceeds the time or memory bound of its worker process
+    (e.g. a crafted PDF with megabytes of objects pyHanko tokenizes in Python)."""
+
+    code = "document_too_complex"
+    status = 422
+    title = "Document too complex to process within the service's limits"
+
+
 class StampOutsidePage(ValidationFailed):
     code = "stamp_outside_page"
     title = "The stamp does not fit on the page at that position"
@@ -538,6 +554,19 @@ class SignerCertificateRevoked(Conflict):
 class SignerCertificateExpired(Conflict):
     code = "signer_certificate_expired"
     title = "The signer's certificate is expired or not yet valid"
+
+
+class SignerRevocationUnknown(Conflict):
+    """A stamp asked for revocation data (``hard-fail``/``require``) for a signer
+    certificate from another CA, and the CRLs and OCSP responses given do not answer."""
+
+    code = "signer_revocation_unknown"
+    title = "The signer certificate's revocation status could not be established"
+
+
+class SealMakerCertificateRevoked(Conflict):
+    code = "seal_maker_certificate_revoked"
+    title = "The seal maker's certificate is revoked or on hold"
 
 
 class SealImageInvalid(ValidationFailed):
