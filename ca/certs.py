@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from asn1crypto import cms, x509
 from asn1crypto import csr as asn1_csr
 from asn1crypto import keys as asn1_keys
-from asn1crypto import x509
 
 from ca.signer import CaKeySigner, load_public_key, signature_algorithm, verify_signature
 from trust import oids
@@ -273,6 +273,24 @@ def load_certificates(data: bytes) -> list[x509.Certificate]:
 def certificate_pem(cert: x509.Certificate | bytes) -> str:
     der = cert if isinstance(cert, bytes) else cert.dump()
     return to_pem("CERTIFICATE", der).decode("ascii")
+
+
+def certs_only(certificates: Sequence[bytes]) -> bytes:
+    """A "certs-only" CMS message (RFC 8551 §3.2.2: SignedData with no content and no
+    signers) holding ``certificates`` (DER): what RFC 5280 §4.2.2.1 allows an AIA
+    caIssuers URL to serve instead of one certificate."""
+    return cms.ContentInfo(
+        {
+            "content_type": "signed_data",
+            "content": {
+                "version": "v1",
+                "digest_algorithms": [],
+                "encap_content_info": {"content_type": "data"},
+                "certificates": [x509.Certificate.load(c) for c in certificates],
+                "signer_infos": [],
+            },
+        }
+    ).dump()
 
 
 def verify_certificate(cert: x509.Certificate, issuer: x509.Certificate) -> None:

@@ -310,6 +310,14 @@ class CertificateAuthority:
             raise CaUnusable(f"CA {ca.id} has no certificate")
         return ca.certificate
 
+    def key_certificates(self, ca_id: str) -> list[bytes]:
+        """The DER certificates of every key ``ca_id`` has had, first key first: what the
+        plain caIssuers URL serves once there is more than one (see ``api/routers/ca.py``)."""
+        ca = self._store.get_authority(ca_id)
+        if ca.certificate is None:
+            raise CaUnusable(f"CA {ca.id} has no certificate")
+        return [r.certificate for r in self._store.retired_generations(ca_id)] + [ca.certificate]
+
     def rollover(
         self, ca_id: str, *, validity_days: int | None = None, actor: str = SYSTEM_ACTOR
     ) -> RolloverResult:

@@ -22,6 +22,8 @@ from trust.auth import Grant, Role
 from trust.keys import KeyAlgorithm, generate
 from trust.validation.path import PathRequest, PathValidator, RevocationMode
 
+PEM = "application/x-pem-file"
+
 
 @pytest.fixture
 def env(sqlite_url: str) -> CaEnv:
@@ -193,12 +195,62 @@ def test_rollover_over_http(tmp_path: Path) -> None:
     for generation in ("", "?generation=2"):
         r = api.client.get(f"/crl/{sub['id']}.crl{generation}")
         assert r.status_code == 200 and r.headers["content-type"] == "application/pkix-crl"
-    first = api.client.get(f"/v1/cas/{sub['id']}/certificate").text
-    assert first == sub["certificate_pem"]  # the plain caIssuers URL: the first key's
+    der_only = {"accept": "application/pkix-cert"}
+    first = api.client.get(f"/v1/cas/{sub['id']}/certificate", headers=der_only)
+    assert certificate_pem(first.content) == sub["certificate_pem"]  # a DER-only client
+    both = api.client.get(f"/v1/cas/{sub['id']}/certificate", headers={"accept": PEM}).text
+    assert both == sub["certificate_pem"] + body["ca"]["certificate_pem"]  # first key first
     second = api.client.get(f"/v1/cas/{sub['id']}/certificate?generation=2").text
     assert second == body["ca"]["certificate_pem"]
     problem(api.client.get(f"/crl/{sub['id']}.crl?generation=7"), 404, "ca_not_found")
     problem(api.client.post("/v1/cas/ca_0000/rollover", json={}, headers=operator), 404)
+
+
+def test_plain_ca_issuers_url_serves_every_key_after_a_rollover(tmp_path: Path) -> None:
+    """Certificates of any key may name the plain caIssuers URL (those of later keys when
+    issued before the URLs carried ?generation=): after a rollover it serves a certs-only
+    CMS bundle of every key's certificate, from which openssl builds either key's chain."""
+    api = make_api_env(tmp_path)
+    api.clock.set(datetime.now(UTC).replace(microsecond=0))
+    operator = api.headers(Grant(Role.ca_operator))
+    from tests.test_api_ca import ecdsa_csr
+    from tests.test_api_ca import hierarchy as api_hierarchy
+
+    root, sub = api_hierarchy(api, operator, "ecdsa-p256")
+    url = f"/v1/cas/{sub['id']}/certificate"
+    issue = f"/v1/cas/{sub['id']}/certificates"
+
+    def leaf(name: str) -> str:
+        r = api.client.post(
+            issue, json={"csr_pem": ecdsa_csr(name), "profile": "person"}, headers=operator
+        )
+        assert r.status_code == 201, r.text
+        return str(r.json()["certificate_pem"])
+
+    before = leaf("before the rollover")
+    assert api.client.get(url).text == sub["certificate_pem"]  # one key: unchanged
+    r = api.client.post(f"/v1/cas/{sub['id']}/rollover", json={}, headers=operator)
+    assert r.status_code == 200, r.text
+    after = leaf("after the rollover")
+    for accept in ({}, {"accept": "*/*"}, {"accept": "application/pkcs7-mime"}):
+        r = api.client.get(url, headers=accept)
+        assert r.status_code == 200
+        assert r.headers["content-type"] == "application/pkcs7-mime; smime-type=certs-only"
+    bundle = write(tmp_path / "issuers.p7c", r.content)
+    printed = openssl_output("pkcs7", "-inform", "DER", "-in", bundle, "-print_certs")
+    assert printed[0] == 0, printed[1]
+    untrusted = write(tmp_path / "issuers.pem", printed[1])
+    assert printed[1].count("BEGIN CERTIFICATE") == 2
+    anchor = write(tmp_path / "root.pem", root["certificate_pem"])
+    for name, pem_text in (("before", before), ("after", after)):
+        path = write(tmp_path / f"{name}.pem", pem_text)
+        code, out = openssl_output("verify", "-CAfile", anchor, "-untrusted", untrusted, path)
+        assert code == 0, out
+        # Without what the plain URL served, neither chain builds.
+        code, _ = openssl_output("verify", "-CAfile", anchor, path)
+        assert code != 0
+    # ?generation= still names one key's certificate.
+    assert api.client.get(url + "?generation=1").text == sub["certificate_pem"]
 
 
 def test_rollover_with_trustctl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -25,7 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import CaDep, ClockDep
 from api.errors import problem_responses
 from api.security import public, require
-from ca.certs import certificate_pem
+from ca.certs import certificate_pem, certs_only, chain_pem
 from ca.crl import RevocationReason
 from ca.crl_schedule import CrlSchedule
 from ca.dual import DualIssueRequest, DualIssueResult, RecoveredKey
@@ -69,6 +69,8 @@ SerialHex = Annotated[
 
 PKIX_CERT = "application/pkix-cert"
 PKIX_CRL = "application/pkix-crl"
+PKCS7_MIME = "application/pkcs7-mime"
+PKCS7_CERTS_ONLY = PKCS7_MIME + "; smime-type=certs-only"
 OCSP_REQUEST = "application/ocsp-request"
 OCSP_RESPONSE = "application/ocsp-response"
 
@@ -549,13 +551,18 @@ async def rollover(
     "/v1/cas/{ca_id}/certificate",
     response_class=PemResponse,
     dependencies=[public()],
-    summary="The CA's certificate: PEM, or DER with Accept: application/pkix-cert; that of "
-    "its first key unless ?generation= names another (certificates' caIssuers URLs)",
+    summary="The CA's certificate (the AIA caIssuers target): PEM, or DER with Accept: "
+    "application/pkix-cert, of the key ?generation= names. Without ?generation= (what "
+    "certificates of the first key, and those issued before per-key URLs, name): after a "
+    "rollover, every key's certificate, as a certs-only CMS message (application/pkcs7-mime, "
+    "RFC 5280 §4.2.2.1) or PEM with Accept: application/x-pem-file; Accept: "
+    "application/pkix-cert alone still gets the first key's certificate",
     responses={
         200: {
             "content": {
                 PemResponse.media_type: {"example": _PEM},
                 PKIX_CERT: _binary("Certificate"),
+                PKCS7_MIME: _binary("ContentInfo, certs-only SignedData"),
             }
         },
         **problem_responses(404),
@@ -564,12 +571,21 @@ async def rollover(
 async def ca_certificate(
     ca_id: CaId, request: Request, ca: CaDep, generation: Generation = None
 ) -> Response:
-    # The AIA caIssuers extension points here, and RFC 5280 §4.2.2.1 clients want DER.
-    # Certificates signed by a CA's first key name this URL without a generation.
-    der = await run_in_threadpool(ca.certificate, ca_id, generation or 1)
-    if PKIX_CERT in request.headers.get("accept", ""):
-        return Response(der, media_type=PKIX_CERT)
-    return PemResponse(certificate_pem(der))
+    # RFC 5280 §4.2.2.1 clients want DER, one certificate or a certs-only CMS bundle.
+    accept = request.headers.get("accept", "")
+    if generation is not None:
+        ders = [await run_in_threadpool(ca.certificate, ca_id, generation)]
+    else:
+        # A GET says nothing about the certificate whose chain is being built, and
+        # certificates of any key may name this URL, so it serves every key's certificate.
+        ders = await run_in_threadpool(ca.key_certificates, ca_id)
+    if len(ders) == 1 or (PKIX_CERT in accept and PKCS7_MIME not in accept):
+        if PKIX_CERT in accept:
+            return Response(ders[0], media_type=PKIX_CERT)
+        return PemResponse(certificate_pem(ders[0]))
+    if PemResponse.media_type in accept:
+        return PemResponse(chain_pem(ders))
+    return Response(certs_only(ders), media_type=PKCS7_CERTS_ONLY)
 
 
 @router.get(
