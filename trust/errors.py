@@ -280,6 +280,11 @@ class KeyBoundToTsaUnit(Conflict):
     title = "Key belongs to a TSA unit; rotate the unit (trustctl tsa rotate)"
 
 
+class TsaPolicyInvalid(BadRequest):
+    code = "tsa_policy_invalid"
+    title = "A TSA policy is a dotted object identifier"
+
+
 class KeyPurposeMismatch(BadRequest):
     code = "key_purpose_mismatch"
     title = "Key is not for this operation"
