@@ -94,7 +94,8 @@ class DualIssuer:
                 subject=parsed.subject if request.subject is None else request.subject,
                 san=san,
                 validity_days=request.validity_days,
-            )
+            ),
+            complete=False,
         )
         signing_cert = load_certificate(signing.certificate_der)
         signing_spki = signing_cert.public_key.dump()
@@ -115,8 +116,16 @@ class DualIssuer:
             ),
             escrow_key_id=key_id,
             pair_serial=signing.serial_hex,
+            complete=False,
         )
         envelope = self._escrow.export_enveloped(key_id, signing_spki, None)
+        # Both certificates are issued in one transaction, after everything that can fail:
+        # a failure before it leaves two reserved serials, never an issued certificate that
+        # no one was given (and an escrowed key no certificate names).
+        self._store.complete(
+            (signing.serial_hex, signing.certificate_der),
+            (encryption.serial_hex, encryption.certificate_der),
+        )
         return DualIssueResult(signing, encryption, key_id, envelope)
 
     def recover(self, serial: str, recipient_serial: str | None, admin: str) -> RecoveredKey:

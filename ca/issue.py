@@ -183,10 +183,10 @@ class Issuer:
         *,
         escrow_key_id: str | None = None,
         pair_serial: str | None = None,
-        public_key: PublicKey | None = None,
-        include_chain: bool = True,
+        complete: bool = True,
     ) -> IssueResult:
-        """``escrow_key_id`` and ``pair_serial`` mark the encryption half of a dual pair."""
+        """``escrow_key_id`` and ``pair_serial`` mark the encryption half of a dual pair;
+        ``complete`` False leaves the row reserved for the caller to complete (``sign_new``)."""
         profile = get_profile(request.profile)
         if profile.is_ca:
             raise BadRequest("CA certificates are made by creating a CA, not by issue")
@@ -218,6 +218,7 @@ class Issuer:
             escrow_key_id=escrow_key_id,
             pair_serial=pair_serial,
             public_key=public,
+            complete=complete,
         )
 
     def sign_new(
@@ -235,11 +236,14 @@ class Issuer:
         pair_serial: str | None = None,
         public_key: PublicKey | None = None,
         include_chain: bool = True,
+        complete: bool = True,
     ) -> IssueResult:
         """Check, reserve the serial, sign, store. ``self_signed`` makes a root
         certificate for ``ca`` with its own key (``ca`` has no certificate yet);
         ``include_chain`` False leaves the result's chain empty (link certificates, made
-        before the key generation they name is stored)."""
+        before the key generation they name is stored). ``complete`` False signs but
+        leaves the row reserved: the caller stores the DER with ``IssuanceStore.complete``,
+        together with others that must be issued all or none (a dual pair)."""
         if public_key is None:
             public, spki = public_key_info(spki_der)
         else:  # ``spki_der`` is already in this service's form (``parse_csr``)
@@ -296,7 +300,8 @@ class Issuer:
         )
         # The serial is on disk: from here a failure leaves a reserved row, never a gap.
         certificate = der.sequence(tbs, algorithm, der.bit_string(signer.sign(tbs)))
-        self._store.complete(serial_hex(serial), certificate)
+        if complete:
+            self._store.complete((serial_hex(serial), certificate))
         chain = self._chain_of(ca) if include_chain and not self_signed else []
         return IssueResult(
             serial_hex=serial_hex(serial),

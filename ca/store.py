@@ -117,7 +117,9 @@ class IssuanceStore(Protocol):
     def reserve(self, record: CertificateRecord) -> None:
         """Persist ``record`` (state RESERVED); ``Conflict`` if the serial exists."""
 
-    def complete(self, serial: str, der: bytes) -> None: ...
+    def complete(self, *issued: tuple[str, bytes]) -> None:
+        """Store each (serial, DER) of reserved rows, all in one transaction; ``Conflict``
+        (and nothing stored) if any of them is not reserved."""
 
     def get(self, serial: str) -> CertificateRecord: ...
 
@@ -306,15 +308,17 @@ class SqlCertificateStore:
         except IntegrityError:
             raise Conflict(f"serial {record.serial} already exists") from None
 
-    def complete(self, serial: str, der: bytes) -> None:
+    def complete(self, *issued: tuple[str, bytes]) -> None:
+        c = ca_certificate.c
         with self._db.session() as s:
-            result = s.execute(
-                update(ca_certificate)
-                .where(and_(ca_certificate.c.serial == serial, ca_certificate.c.state == RESERVED))
-                .values(state=ISSUED, der=der)
-            )
-        if not isinstance(result, CursorResult) or result.rowcount != 1:
-            raise Conflict(f"serial {serial} is not reserved")
+            for serial, der in issued:
+                result = s.execute(
+                    update(ca_certificate)
+                    .where(and_(c.serial == serial, c.state == RESERVED))
+                    .values(state=ISSUED, der=der)
+                )
+                if not isinstance(result, CursorResult) or result.rowcount != 1:
+                    raise Conflict(f"serial {serial} is not reserved")  # rolls all back
 
     def find(self, serial: str) -> CertificateRecord | None:
         with self._db.session() as s:

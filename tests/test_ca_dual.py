@@ -4,7 +4,9 @@ pure gmssl backend and with the openssl CLI, and finds the encryption certificat
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,7 +15,7 @@ from ca.dual import DualIssueRequest, DualIssueResult
 from ca.issue import IssueRequest
 from ca.keystore_source import KeystoreKeySource
 from ca.service import CertificateAuthority
-from ca.store import SqlCertificateStore
+from ca.store import ISSUED, RESERVED, SqlCertificateStore
 from keystore.escrow import SM2EnvelopedKey, open_enveloped_key
 from keystore.kek.local import LocalKek
 from keystore.model import Actor, Purpose
@@ -25,10 +27,12 @@ from trust.clock import SystemClock
 from trust.db import Database
 from trust.errors import (
     CertificateNotEscrowed,
+    Conflict,
     DecryptionFailed,
     EscrowRecipientInvalid,
     Forbidden,
     ProfileKeyNotAllowed,
+    StorageUnavailable,
 )
 from trust.keys import KeyAlgorithm, PrivateKey, generate
 from trust.keys.sm2 import SM2PrivateKey
@@ -189,3 +193,66 @@ def test_escrow_in_the_key_store_is_audited_and_guarded(database_url: str) -> No
     finally:
         keystore.close()
         db.dispose()
+
+
+class _Injected(StorageUnavailable):
+    """A failure injected into one step of a dual issuance."""
+
+
+def _fail_on_call(n: int, real: Callable[..., Any]) -> Callable[..., Any]:
+    calls = 0
+
+    def step(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == n:
+            raise _Injected("injected failure")
+        return real(*args, **kwargs)
+
+    return step
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        "generate_escrow_key",  # after the signing certificate is signed
+        "encryption_signature",  # the encryption certificate's signature
+        "export_enveloped",  # after both are signed
+        "complete",  # the transaction that issues both
+    ],
+)
+def test_a_failure_mid_pair_leaves_no_certificate_issued(
+    env: CaEnv, monkeypatch: pytest.MonkeyPatch, step: str
+) -> None:
+    _, sub = hierarchy(env, KeyAlgorithm.SM2)
+    request = DualIssueRequest(sub.id, python_csr(generate(KeyAlgorithm.SM2), SUBJECT))
+    if step == "encryption_signature":  # the 2nd certificate signature of the issuing CA
+        real_signer = env.keys.signer
+
+        def signer(key_id: str) -> Any:
+            found = real_signer(key_id)
+            if key_id == sub.key_id:
+                monkeypatch.setattr(found, "sign", failing_sign)
+            return found
+
+        failing_sign = _fail_on_call(2, lambda tbs: real_signer(sub.key_id).sign(tbs))
+        monkeypatch.setattr(env.keys, "signer", signer)
+    elif step == "complete":  # the second row of the one transaction fails
+        real_complete = env.store.complete
+
+        def complete(*issued: tuple[str, bytes]) -> None:
+            assert len(issued) == 2
+            real_complete(issued[0], (issued[1][0] + "0", issued[1][1]))
+
+        monkeypatch.setattr(env.store, "complete", complete)
+    else:
+        monkeypatch.setattr(env.keys, step, _fail_on_call(1, getattr(env.keys, step)))
+    with pytest.raises((_Injected, Conflict)):
+        env.ca.issue_dual(request, actor="token:op")
+    records = env.store.list_certificates(ca_id=sub.id)
+    assert records, "the serials drawn stay reserved (never reused)"
+    assert {r.state for r in records} == {RESERVED} and all(r.der is None for r in records)
+    monkeypatch.undo()
+    result = env.ca.issue_dual(request, actor="token:op")  # the next attempt is unaffected
+    issued = env.store.list_certificates(ca_id=sub.id, status=ISSUED)
+    assert {r.serial for r in issued} == {result.signing.serial_hex, result.encryption.serial_hex}
