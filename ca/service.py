@@ -24,6 +24,7 @@ from ca.certs import (
     name_attributes,
     name_text,
     parse_serial_hex,
+    serial_hex,
 )
 from ca.crl import CrlResult, RevocationReason, Revoker, build_crl
 from ca.dual import DualIssuer, DualIssueRequest, DualIssueResult, EscrowKeySource, RecoveredKey
@@ -334,6 +335,8 @@ class CertificateAuthority:
                 "generation": result.ca.generation,
                 "key_id": result.ca.key_id,
                 "serial_hex": result.ca.serial_hex,
+                "new_with_old_serial_hex": _serial_of(result.new_with_old),
+                "old_with_new_serial_hex": _serial_of(result.old_with_new),
             },
         )
 
@@ -732,6 +735,10 @@ class CertificateAuthority:
 def _ca_validity(profile: Profile, days: int | None) -> timedelta:
     validity = profile.default_validity if days is None else timedelta(days=days)
     return min(validity, profile.max_validity)
+
+
+def _serial_of(der: bytes | None) -> str | None:
+    return None if der is None else serial_hex(x509.Certificate.load(der).serial_number)
 
 
 def _issued_details(result: IssueResult) -> Mapping[str, Any]:

@@ -14,11 +14,22 @@ from asn1crypto import ocsp as asn1_ocsp
 
 from ca.certs import certificate_pem, load_certificate, verify_certificate
 from ca.issue import IssueRequest
+from ca.service import CertificateAuthority
 from tests.api_support import make_env as make_api_env
-from tests.ca_support import CaEnv, crl_pem, hierarchy, make_env, openssl_output, write
+from tests.ca_support import (
+    URLS,
+    CaEnv,
+    crl_pem,
+    hierarchy,
+    make_env,
+    openssl_output,
+    write,
+)
 from tests.test_api_ca import problem
 from tests.test_ca_ocsp import _request
+from trust.audit import AuditLog
 from trust.auth import Grant, Role
+from trust.clock import SystemClock
 from trust.keys import KeyAlgorithm, generate
 from trust.validation.path import PathRequest, PathValidator, RevocationMode
 
@@ -204,6 +215,27 @@ def test_rollover_over_http(tmp_path: Path) -> None:
     assert second == body["ca"]["certificate_pem"]
     problem(api.client.get(f"/crl/{sub['id']}.crl?generation=7"), 404, "ca_not_found")
     problem(api.client.post("/v1/cas/ca_0000/rollover", json={}, headers=operator), 404)
+
+
+def test_rollover_audit_names_the_link_certificates(sqlite_url: str) -> None:
+    env = make_env(sqlite_url)
+    audit = AuditLog(env.db, SystemClock())
+    ca = CertificateAuthority(env.store, env.keys, SystemClock(), URLS, audit=audit)
+    _, sub = hierarchy(CaEnv(ca, env.store, env.keys, env.db), KeyAlgorithm.SM2)
+    result = ca.rollover(sub.id, actor="token:op")
+    (entry,) = [e for e in audit.tail(5) if e.action == "ca.rollover"]
+    assert result.new_with_old is not None and result.old_with_new is not None
+    links = [load_certificate(d).serial_number for d in (result.new_with_old, result.old_with_new)]
+    assert entry.actor == "token:op" and entry.target == sub.id
+    assert entry.details == {
+        "generation": 2,
+        "key_id": result.ca.key_id,
+        "serial_hex": result.ca.serial_hex,
+        "new_with_old_serial_hex": format(links[0], "x"),
+        "old_with_new_serial_hex": format(links[1], "x"),
+    }
+    for link in links:
+        assert env.store.get(format(link, "x")).state == "issued"  # recorded certificates
 
 
 def test_plain_ca_issuers_url_serves_every_key_after_a_rollover(tmp_path: Path) -> None:
