@@ -10,17 +10,21 @@ key store: the maker signs through ``SealMaker``, a signer through the ``SignerS
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any, Protocol, TypeVar
 
 from asn1crypto import x509
 
+from ca.signer_store import ACTIVE as SIGNER_ACTIVE
 from keystore.model import Actor
 from seals.build import build_seal, build_seal_info, build_signature, build_tbs_sign
+from seals.cache import SEAL_CHANNEL, BroadcastCache
 from seals.maker import SealMaker
 from seals.parse import CertDigest
 from seals.registry import (
@@ -35,6 +39,7 @@ from seals.store import SealStore
 from trust.audit.attempts import audited
 from trust.auth import AuditSink
 from trust.clock import Clock
+from trust.coordination import Coordination
 from trust.errors import (
     Conflict,
     InvalidLength,
@@ -42,19 +47,24 @@ from trust.errors import (
     SealApprovalRefused,
     SealExpired,
     SealImageInvalid,
+    SealMakerCertificateRevoked,
     SealNotActive,
     SealNotFound,
     ServiceUnavailable,
     SignerCertificateExpired,
     SignerCertificateRevoked,
     SignerNotInSeal,
+    SignerRevocationUnknown,
     TimestampUnavailable,
+    TrustError,
     UnsupportedAlgorithm,
     ValidationFailed,
 )
 from trust.keys import KeyAlgorithm, SM2PublicKey, load_public_key
 from trust.sm3 import DIGEST_SIZE, sm3
+from trust.validation import RevocationMode
 
+log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 _ESID = re.compile(r"[0-9A-Za-z._-]{1,64}")
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -92,6 +102,25 @@ class ApplyRequest:
 
 
 @dataclass(frozen=True)
+class RevocationInput:
+    """What a caller supplies to check certificates from CAs other than the service's:
+    CRLs and OCSP responses (DER; nothing is fetched) and what missing data means, as for
+    the signing service's verification (``soft-fail``: reported, ``hard-fail`` and
+    ``require``: refused or INDETERMINATE, ``none``: not checked)."""
+
+    crls: tuple[bytes, ...] = field(default=(), repr=False)
+    ocsps: tuple[bytes, ...] = field(default=(), repr=False)
+    mode: RevocationMode = RevocationMode.SOFT_FAIL
+
+    @property
+    def required(self) -> bool:
+        return self.mode in (RevocationMode.HARD_FAIL, RevocationMode.REQUIRE)
+
+
+NO_REVOCATION_DATA = RevocationInput()
+
+
+@dataclass(frozen=True)
 class StampRequest:
     """Exactly one of ``data`` and ``data_sm3`` (its SM3 digest)."""
 
@@ -101,6 +130,7 @@ class StampRequest:
     data: bytes | None = field(default=None, repr=False)
     data_sm3: bytes | None = None
     timestamp: bool = False
+    revocation: RevocationInput = NO_REVOCATION_DATA  # for a signer certified elsewhere
 
 
 @dataclass(frozen=True)
@@ -111,6 +141,7 @@ class StampResult:
     signing_time: datetime
     data_sm3: bytes
     timestamped: bool
+    signer_revocation: CertificateStatus
 
 
 @dataclass(frozen=True)
@@ -134,22 +165,53 @@ class StampSigner(Protocol):
     def sign(self, data: bytes) -> bytes: ...
 
 
+class SignerState(Protocol):
+    """What stamping reads of a signer record at every use (``ca.signers.SignerInfo``)."""
+
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def key_id(self) -> str: ...
+
+    @property
+    def certificate_der(self) -> bytes: ...
+
+
 class SignerSource(Protocol):
     """The signer registry: a signer handle for ``signer_id``, if ``actor`` may use it."""
+
+    def get(self, signer_id: str) -> SignerState: ...
 
     def cms_signer(self, signer_id: str, actor: Actor) -> StampSigner: ...
 
 
+class RevocationState(StrEnum):
+    GOOD = "good"
+    REVOKED = "revoked"  # revoked or on hold
+    UNKNOWN = "unknown"
+
+
 @dataclass(frozen=True)
 class CertificateStatus:
-    revoked: bool  # revoked or on hold
-    revoked_at: datetime | None
-    reason: str | None
+    state: RevocationState
+    # Where the answer comes from ("CA records", "CRL", "OCSP"); for UNKNOWN, why.
+    source: str
+    revoked_at: datetime | None = None
+    reason: str | None = None
+    required: bool = False  # UNKNOWN where the caller's revocation mode requires data
+
+    @property
+    def revoked(self) -> bool:
+        return self.state is RevocationState.REVOKED
 
 
 class CertificateStatusSource(Protocol):
-    def status(self, certificate: bytes) -> CertificateStatus | None:
-        """The status of a DER certificate; None when this source does not know it."""
+    def status(
+        self, certificate: bytes, at: datetime, revocation: RevocationInput = NO_REVOCATION_DATA
+    ) -> CertificateStatus:
+        """The revocation status of a DER certificate at ``at``: from the CA's records for
+        certificates the service issued, else from the CRLs and OCSP responses given."""
 
 
 # (hash algorithm name, digest) -> DER TimeStampToken
@@ -168,6 +230,8 @@ class SealService:
         signers: SignerSource,
         certificate_status: CertificateStatusSource,
         timestamper: Timestamper | None = None,
+        coordination: Coordination | None = None,
+        cache_seconds: float = 5.0,
     ) -> None:
         self._store = store
         self._maker = maker
@@ -177,6 +241,17 @@ class SealService:
         self._signers = signers
         self._certificate_status = certificate_status
         self._timestamper = timestamper
+        # Stamping reads the same seal again and again: kept until a change to it is
+        # broadcast (by this service, in whichever process makes it) or cache_seconds.
+        self._coordination = coordination
+        self._seals: BroadcastCache[str, SealRecord] | None = BroadcastCache.of(
+            coordination, SEAL_CHANNEL, cache_seconds, size=256
+        )
+        # Signer handles by (signer id, actor, key, certificate): making one reads and
+        # parses the key's public key; the signer record is still read at every use.
+        self._handles: BroadcastCache[tuple[str, Actor, str, bytes], StampSigner] = BroadcastCache(
+            60.0, size=256
+        )
 
     @property
     def policy(self) -> SealPolicy:
@@ -223,6 +298,12 @@ class SealService:
             check_transition("make", esid, record.status)
             maker, signer = self._maker.current(actor=actor)
             now = self._clock.now()
+            status = self._certificate_status.status(maker.certificate, now)
+            if status.revoked:
+                raise SealMakerCertificateRevoked(
+                    f"the seal maker's certificate {maker.serial} is revoked "
+                    f"({status.reason or 'unspecified'}); no seal can be made with it"
+                )
             info = build_seal_info(
                 es_id=record.esid,
                 vendor_id=self._policy.vendor_id,
@@ -246,7 +327,7 @@ class SealService:
             changes = [StatusChange(0, SealStatus.MADE, now, actor)]
             if now >= record.valid_start:
                 changes.append(StatusChange(0, SealStatus.ACTIVE, now, actor))
-            return self._store.change(
+            return self._store_change(
                 record, changes, {"eseal": eseal, "maker_serial": maker.serial}
             )
 
@@ -331,7 +412,9 @@ class SealService:
             if request.timestamp and self._timestamper is None:
                 raise TimestampUnavailable("no time-stamp authority is configured")
             now = _whole_second_up(self._clock.now())
-            record, signer = self._stamping(request.esid, request.signer_id, actor, now)
+            record, signer, revocation = self._stamping(
+                request.esid, request.signer_id, actor, now, request.revocation
+            )
             assert record.eseal is not None  # _stamping refuses a seal not made
             cert_der = signer.certificate.dump()
             tbs = build_tbs_sign(
@@ -353,7 +436,13 @@ class SealService:
 
             signature = build_signature(tbs, cert_der, signer.sign, stamper)
             return StampResult(
-                signature, record.esid, request.signer_id, now, digest, stamper is not None
+                signature,
+                record.esid,
+                request.signer_id,
+                now,
+                digest,
+                stamper is not None,
+                revocation,
             )
 
         return self._audited(
@@ -365,33 +454,61 @@ class SealService:
                 "signer_id": r.signer_id,
                 "data_sm3": r.data_sm3.hex(),
                 "timestamped": r.timestamped,
+                "signer_revocation": f"{r.signer_revocation.state}: {r.signer_revocation.source}",
             },
         )
 
     def stamping_signer(
-        self, esid: str, signer_id: str, actor: Actor
+        self,
+        esid: str,
+        signer_id: str,
+        actor: Actor,
+        revocation: RevocationInput = NO_REVOCATION_DATA,
     ) -> tuple[SealRecord, StampSigner]:
         """The seal and the signer for a stamp made now whose signature is not an
         SES_Signature (a PDF signature), after the checks every stamp passes: the seal is
         active, the signer is listed in it, its certificate valid and not revoked."""
-        return self._stamping(esid, signer_id, actor, self._clock.now())
+        record, signer, _ = self._stamping(esid, signer_id, actor, self._clock.now(), revocation)
+        return record, signer
 
     def _stamping(
-        self, esid: str, signer_id: str, actor: Actor, now: datetime
-    ) -> tuple[SealRecord, StampSigner]:
-        record = self._store.get(esid)
+        self, esid: str, signer_id: str, actor: Actor, now: datetime, revocation: RevocationInput
+    ) -> tuple[SealRecord, StampSigner, CertificateStatus]:
+        record = self._seal(esid)
         status = record.effective_status(now)
         if status is SealStatus.EXPIRED:
             raise SealExpired(f"seal {record.esid} expired at {record.valid_end.isoformat()}")
         if status is not SealStatus.ACTIVE or record.eseal is None:
             raise SealNotActive(f"seal {record.esid} is {status}")
-        signer = self._signers.cms_signer(signer_id, actor)
-        self._check_signer(record, signer.certificate, signer.certificate.dump(), now)
-        return record, signer
+        signer = self._signer(signer_id, actor)
+        cert_status = self._check_signer(record, signer.certificate, now, revocation)
+        return record, signer, cert_status
+
+    def _seal(self, esid: str) -> SealRecord:
+        cache = self._seals
+        if cache is None:
+            return self._store.get(esid)
+        record = cache.get(esid)
+        if record is None:
+            ticket = cache.ticket()
+            record = self._store.get(esid)
+            cache.put(esid, record, ticket)
+        return record
+
+    def _signer(self, signer_id: str, actor: Actor) -> StampSigner:
+        state = self._signers.get(signer_id)  # read at every use: a disable holds at once
+        key = (signer_id, actor, state.key_id, state.certificate_der)
+        handle = self._handles.get(key) if state.status == SIGNER_ACTIVE else None
+        if handle is None:
+            ticket = self._handles.ticket()
+            handle = self._signers.cms_signer(signer_id, actor)  # refuses a disabled signer
+            self._handles.put(key, handle, ticket)
+        return handle
 
     def _check_signer(
-        self, record: SealRecord, cert: x509.Certificate, cert_der: bytes, now: datetime
-    ) -> None:
+        self, record: SealRecord, cert: x509.Certificate, now: datetime, revocation: RevocationInput
+    ) -> CertificateStatus:
+        cert_der = cert.dump()  # a parsed certificate: its cached bytes
         listed = cert_der if record.cert_list_kind is CertListKind.CERTIFICATES else sm3(cert_der)
         if listed not in record.signers:
             raise SignerNotInSeal(f"the signer's certificate is not listed in seal {record.esid}")
@@ -400,11 +517,18 @@ class SealService:
                 f"the signer's certificate is valid {cert.not_valid_before.isoformat()} .. "
                 f"{cert.not_valid_after.isoformat()}"
             )
-        status = self._certificate_status.status(cert_der)
-        if status is not None and status.revoked:
+        status = self._certificate_status.status(cert_der, now, revocation)
+        if status.revoked:
             raise SignerCertificateRevoked(
-                f"the signer's certificate is revoked ({status.reason or 'unspecified'})"
+                f"the signer's certificate is revoked ({status.reason or 'unspecified'}; "
+                f"{status.source})"
             )
+        if status.required:
+            raise SignerRevocationUnknown(
+                f"the signer's certificate is not from this service's CA and its revocation "
+                f"could not be established in {revocation.mode} mode: {status.source}"
+            )
+        return status
 
     # --- helpers -------------------------------------------------------------------
 
@@ -424,12 +548,29 @@ class SealService:
     ) -> SealRecord:
         now = self._clock.now()
         target = check_transition(operation, record.esid, record.effective_status(now))
-        return self._store.change(record, [StatusChange(0, target, now, actor, reason)])
+        return self._store_change(record, [StatusChange(0, target, now, actor, reason)])
+
+    def _store_change(
+        self,
+        record: SealRecord,
+        changes: Sequence[StatusChange],
+        fields: Mapping[str, Any] | None = None,
+    ) -> SealRecord:
+        changed = self._store.change(record, changes, fields)
+        if self._seals is not None:
+            self._seals.invalidate(record.esid)  # at once here, whatever the broadcast does
+        if self._coordination is not None:
+            try:
+                self._coordination.publish(SEAL_CHANNEL, record.esid)
+            except TrustError:
+                # The change is committed; other workers catch up within cache_seconds.
+                log.warning("could not broadcast the change of seal %s", record.esid)
+        return changed
 
     def _record_expiry(self, record: SealRecord) -> SealRecord:
         def run() -> SealRecord:
             change = StatusChange(0, SealStatus.EXPIRED, record.valid_end, SYSTEM_ACTOR)
-            return self._store.change(record, [change])
+            return self._store_change(record, [change])
 
         return self._audited(SYSTEM_ACTOR, "seal.expire", record.esid, run, _status_details)
 

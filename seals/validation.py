@@ -1,6 +1,13 @@
 """The checks of seal verification that need trust: certificate paths to the service's
-anchors (``trust.validation.PathValidator``), revocation from the CA's records,
-timestamp tokens, and the registry status of seals this service made.
+anchors (``trust.validation.PathValidator``), revocation, timestamp tokens, and the
+registry status of seals this service made.
+
+Revocation of a certificate the service's CA issued comes from its records. For one from
+another CA it comes from the CRLs and OCSP responses the caller supplied
+(``RevocationInput``, nothing is fetched), through the same path validation with the
+caller's revocation mode: the answer is good, revoked (when, why, from which source) or
+unknown (and why); unknown is INDETERMINATE/TRY_LATER in ``hard-fail`` and ``require``
+modes and ``not_checked`` otherwise, so a report never claims a check it did not make.
 
 Path results are cached per certificate (``cache_seconds``): a path that validated is
 valid at any instant inside every certificate's validity window of that path, since no
@@ -10,6 +17,7 @@ verifier of many stamps by one signer validates the chain once.
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 from collections.abc import Sequence
@@ -19,15 +27,25 @@ from typing import Protocol
 
 from seals.parse import ParsedSeal
 from seals.registry import RegisteredSeal, SealStatus
-from seals.service import CertificateStatusSource
+from seals.service import NO_REVOCATION_DATA, CertificateStatus, RevocationInput, RevocationState
 from seals.verify import Check, CheckName, CheckStatus, SubIndication
 from timestamp.verify import verify_token
 from trust.clock import Clock
 from trust.errors import TrustError
 from trust.sm3 import sm3
+from trust.validation import CheckName as PathCheck
 from trust.validation import CheckStatus as PathStatus
-from trust.validation import PathRequest, PathResult, PathValidator
+from trust.validation import PathRequest, PathResult, PathValidator, RevocationMode
 from trust.validation import SubIndication as PathSubIndication
+from trust.validation.certs import load_certificate, serial_hex
+from trust.validation.report import RevocationStatus
+
+
+class IssuedStatus(Protocol):
+    """Revocation from the service CA's records (``seals.wiring.CaCertificateStatus``)."""
+
+    def record(self, certificate: bytes) -> CertificateStatus | None:
+        """The status of a DER certificate the CA issued; None for any other."""
 
 
 class SealRegistry(Protocol):
@@ -62,7 +80,7 @@ class SealTrust:
     def __init__(
         self,
         validator: PathValidator,
-        certificate_status: CertificateStatusSource,
+        issued: IssuedStatus,
         clock: Clock,
         *,
         intermediates: Sequence[bytes] = (),
@@ -70,13 +88,22 @@ class SealTrust:
         cache_seconds: float = 300.0,
     ) -> None:
         self._validator = validator
-        self._status = certificate_status
+        self._issued = issued
+        self._revocation_input = NO_REVOCATION_DATA
         self._clock = clock
         self._intermediates = tuple(intermediates)
         self._registry = registry
         self._cache_seconds = cache_seconds
         self._cache: dict[bytes, _Cached] = {}
         self._lock = threading.Lock()
+
+    def with_revocation(self, revocation: RevocationInput) -> SealTrust:
+        """This context with a caller's revocation data (sharing the path cache)."""
+        if revocation == self._revocation_input:
+            return self
+        other = copy.copy(self)
+        other._revocation_input = revocation
+        return other
 
     # --- certificates --------------------------------------------------------------
 
@@ -112,14 +139,15 @@ class SealTrust:
         return chain, self._revocation(revocation, who, cert_der, when)
 
     def _revocation(self, name: CheckName, who: str, cert_der: bytes, when: datetime) -> Check:
-        status = self._status.status(cert_der)
-        if status is None:
-            return _not_checked(
-                name, f"{who} certificate: not issued by this service's CA, no CRL or OCSP given"
-            )
-        if not status.revoked:
+        status = self.status(cert_der, when, self._revocation_input)
+        if status.state is RevocationState.UNKNOWN:
+            if status.required:
+                message = f"{who} certificate revocation unknown: {status.source}"
+                return Check(name, CheckStatus.INDETERMINATE, PathSubIndication.TRY_LATER, message)
+            return _not_checked(name, f"{who} certificate revocation not checked: {status.source}")
+        if status.state is RevocationState.GOOD:
             return Check(
-                name, CheckStatus.PASSED, None, f"{who} certificate not revoked (CA records)"
+                name, CheckStatus.PASSED, None, f"{who} certificate not revoked ({status.source})"
             )
         if status.revoked_at is not None and status.revoked_at > when:
             return Check(
@@ -127,15 +155,48 @@ class SealTrust:
                 CheckStatus.PASSED,
                 None,
                 f"{who} certificate revoked at {status.revoked_at.isoformat()}, after "
-                f"{when.isoformat()}",
+                f"{when.isoformat()} ({status.source})",
             )
         return Check(
             name,
             CheckStatus.FAILED,
             PathSubIndication.REVOKED,
             f"{who} certificate revoked ({status.reason or 'unspecified'}) before "
-            f"{when.isoformat()}",
+            f"{when.isoformat()} ({status.source})",
         )
+
+    def status(
+        self, cert_der: bytes, at: datetime, revocation: RevocationInput = NO_REVOCATION_DATA
+    ) -> CertificateStatus:
+        """The revocation status of a certificate at ``at`` (module docstring)."""
+        try:
+            issued = self._issued.record(cert_der)
+        except ValueError:  # asn1crypto on a certificate it cannot read
+            issued = None
+        if issued is not None:
+            return issued
+        required = revocation.required
+        if revocation.mode is RevocationMode.NONE:
+            return CertificateStatus(RevocationState.UNKNOWN, "revocation checking not requested")
+        if not (revocation.crls or revocation.ocsps or required):
+            return CertificateStatus(
+                RevocationState.UNKNOWN,
+                "not issued by this service's CA, and no CRL or OCSP response was given",
+            )
+        try:
+            result = self._validator.validate(
+                PathRequest(
+                    cert_der,
+                    self._intermediates,
+                    at=at,
+                    crls=revocation.crls,
+                    ocsps=revocation.ocsps,
+                    revocation_mode=revocation.mode,
+                )
+            )
+        except TrustError as exc:  # a CRL or OCSP response that does not parse
+            return CertificateStatus(RevocationState.UNKNOWN, exc.detail, required=required)
+        return _third_party_status(cert_der, result, required)
 
     def _path(self, cert_der: bytes, when: datetime) -> PathResult:
         key = sm3(cert_der)
@@ -238,6 +299,39 @@ class SealTrust:
             None,
             f"seal {esid} was active at {spoken}; now {registered.status_at(now)}",
         )
+
+
+def _third_party_status(cert_der: bytes, result: PathResult, required: bool) -> CertificateStatus:
+    """A path validation with the caller's revocation data, as the status of its leaf (a
+    revoked issuer revokes it too)."""
+    leaf = serial_hex(load_certificate(cert_der).serial_number)
+    for evidence in result.revocation:
+        if evidence.status is RevocationStatus.REVOKED:
+            whose = "" if evidence.certificate_serial == leaf else (
+                f"its issuer {evidence.certificate_subject} is revoked: "
+            )  # fmt: skip
+            return CertificateStatus(
+                RevocationState.REVOKED,
+                evidence.source.value.upper(),
+                evidence.revocation_time,
+                whose + (evidence.revocation_reason or "unspecified"),
+            )
+    failure = result.failure
+    if failure is not None:
+        why = "no usable revocation data" if failure.check is PathCheck.REVOCATION else "path"
+        return CertificateStatus(
+            RevocationState.UNKNOWN, f"{why}: {failure.message}", required=required
+        )
+    sources = sorted(
+        {e.source.value.upper() for e in result.revocation if e.certificate_serial == leaf}
+    )
+    if not sources:
+        return CertificateStatus(
+            RevocationState.UNKNOWN,
+            "no usable CRL or OCSP response for it among those given",
+            required=required,
+        )
+    return CertificateStatus(RevocationState.GOOD, " and ".join(sources))
 
 
 def _not_checked(name: CheckName, message: str) -> Check:

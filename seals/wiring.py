@@ -11,11 +11,15 @@ from datetime import datetime
 from asn1crypto import x509
 
 from ca.certs import certificate_pem, serial_hex
-from ca.service import CertificateAuthority
+from ca.service import STATUS_CHANNEL, CertificateAuthority
 from keystore.service import KeyStore
+from seals.cache import BroadcastCache
 from seals.maker import MakerConfig, SealMaker
 from seals.service import (
+    NO_REVOCATION_DATA,
     CertificateStatus,
+    RevocationInput,
+    RevocationState,
     SealPolicy,
     SealService,
     SignerSource,
@@ -26,6 +30,7 @@ from seals.validation import SealRegistry, SealTrust
 from seals.verify import VerificationResult, verify_seal, verify_signature
 from trust.auth import AuditSink
 from trust.clock import Clock
+from trust.coordination import Coordination
 from trust.db import Database
 from trust.errors import CertificateNotFound, ConfigurationError
 from trust.settings import Settings
@@ -35,12 +40,33 @@ from trust.validation.certs import load_certificates
 
 class CaCertificateStatus:
     """Revocation of certificates this service's CA issued, from its records (the same
-    data its CRLs and OCSP answers come from); None for certificates it did not issue."""
+    data its CRLs and OCSP answers come from); None for certificates it did not issue.
 
-    def __init__(self, ca: CertificateAuthority) -> None:
+    With coordination, answers are kept until the CA broadcasts a status change (any
+    revocation, hold or release drops them all, in every worker) or ``ttl`` seconds, the
+    bound the CA's OCSP responder keeps unchanged statuses for."""
+
+    def __init__(
+        self, ca: CertificateAuthority, coordination: Coordination | None = None, ttl: float = 0.0
+    ) -> None:
         self._ca = ca
+        # A 1-tuple, so that "not ours" (None) is kept too.
+        self._cache: BroadcastCache[bytes, tuple[CertificateStatus | None]] | None = (
+            BroadcastCache.of(coordination, STATUS_CHANNEL, ttl, topic=None)
+        )
 
-    def status(self, certificate: bytes) -> CertificateStatus | None:
+    def record(self, certificate: bytes) -> CertificateStatus | None:
+        cache = self._cache
+        if cache is None:
+            return self._read(certificate)
+        found = cache.get(certificate)
+        if found is None:
+            ticket = cache.ticket()
+            found = (self._read(certificate),)
+            cache.put(certificate, found, ticket)
+        return found[0]
+
+    def _read(self, certificate: bytes) -> CertificateStatus | None:
         cert = x509.Certificate.load(certificate)
         try:
             info = self._ca.get_certificate(serial_hex(cert.serial_number))
@@ -49,8 +75,13 @@ class CaCertificateStatus:
         if info.certificate_pem != certificate_pem(certificate):
             return None  # same serial, another certificate: not one of ours
         if info.status in ("revoked", "on_hold"):
-            return CertificateStatus(True, info.revoked_at, info.revocation_reason)
-        return CertificateStatus(False, None, None)
+            return CertificateStatus(
+                RevocationState.REVOKED, _RECORDS, info.revoked_at, info.revocation_reason
+            )
+        return CertificateStatus(RevocationState.GOOD, _RECORDS)
+
+
+_RECORDS = "CA records"
 
 
 def seal_policy(settings: Settings) -> SealPolicy:
@@ -71,6 +102,7 @@ def build_seal_service(
     *,
     signers: SignerSource,
     timestamper: Timestamper | None = None,
+    coordination: Coordination | None = None,
 ) -> SealService:
     store = SqlSealStore(db)
     maker = SealMaker(
@@ -91,15 +123,19 @@ def build_seal_service(
         audit,
         seal_policy(settings),
         signers=signers,
-        certificate_status=CaCertificateStatus(ca),
+        # Stamping checks signer certificates as verification does (the store is the
+        # registry it reads: no seal status is asked of it here).
+        certificate_status=SealVerifier(settings, ca, clock, store, coordination=coordination),
         timestamper=timestamper,
+        coordination=coordination,
     )
 
 
 class SealVerifier:
     """Seal and stamp verification with the service's trust: its root CAs and the
     configured anchor files as anchors, its issuing CAs as intermediates, its CA's
-    records for revocation and its registry for seal status. The anchors are re-read
+    records for revocation of the certificates it issued (the CRLs and OCSP responses a
+    caller gives for others) and its registry for seal status. The anchors are re-read
     every ``refresh_seconds`` (a CA created meanwhile becomes trusted then)."""
 
     def __init__(
@@ -110,9 +146,11 @@ class SealVerifier:
         registry: SealRegistry | None,
         *,
         refresh_seconds: float = 300.0,
+        coordination: Coordination | None = None,
     ) -> None:
         self._settings = settings
         self._ca = ca
+        self._ca_status = CaCertificateStatus(ca, coordination, settings.ca_ocsp_status_seconds)
         self._clock = clock
         self._registry = registry
         self._refresh = refresh_seconds
@@ -137,7 +175,7 @@ class SealVerifier:
                 anchors.extend(c.dump() for c in load_certificates(data))
             trust = SealTrust(
                 PathValidator(anchors, clock=self._clock),
-                CaCertificateStatus(self._ca),
+                self._ca_status,
                 self._clock,
                 intermediates=intermediates,
                 registry=self._registry,
@@ -146,8 +184,21 @@ class SealVerifier:
             self._built = (time.monotonic() + self._refresh, trust)
             return trust
 
-    def verify_seal(self, eseal: bytes, at: datetime | None = None) -> VerificationResult:
-        return verify_seal(eseal, at=at or self._clock.now(), context=self.trust())
+    def status(
+        self, certificate: bytes, at: datetime, revocation: RevocationInput = NO_REVOCATION_DATA
+    ) -> CertificateStatus:
+        """``seals.service.CertificateStatusSource``: what verification would find."""
+        return self.trust().status(certificate, at, revocation)
+
+    def verify_seal(
+        self,
+        eseal: bytes,
+        at: datetime | None = None,
+        *,
+        revocation: RevocationInput = NO_REVOCATION_DATA,
+    ) -> VerificationResult:
+        context = self.trust().with_revocation(revocation)
+        return verify_seal(eseal, at=at or self._clock.now(), context=context)
 
     def verify_signature(
         self,
@@ -155,7 +206,11 @@ class SealVerifier:
         *,
         original: bytes | None = None,
         original_sm3: bytes | None = None,
+        revocation: RevocationInput = NO_REVOCATION_DATA,
     ) -> VerificationResult:
         return verify_signature(
-            signature, original=original, original_sm3=original_sm3, context=self.trust()
+            signature,
+            original=original,
+            original_sm3=original_sm3,
+            context=self.trust().with_revocation(revocation),
         )
