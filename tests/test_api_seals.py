@@ -152,9 +152,18 @@ def test_lifecycle_stamp_and_verify_over_http(seals: Seals) -> None:
     signature = base64.b64decode(r.json()["signature_b64"])
     assert parse_signature(signature).seal.der == parsed.der
     assert r.json()["timestamped"] is False
+    assert (r.json()["signer_revocation"], r.json()["signer_revocation_source"]) == (
+        "good",
+        "CA records",
+    )
 
     r = client.post(
-        "/v1/verify/seal-signature", json={"signature_b64": b64(signature), "data_b64": b64(DATA)}
+        "/v1/verify/seal-signature",
+        json={
+            "signature_b64": b64(signature),
+            "data_b64": b64(DATA),
+            "revocation_mode": "require",
+        },
     )
     report = r.json()
     assert r.status_code == 200 and report["indication"] == "passed", report
@@ -256,6 +265,8 @@ def test_bad_input_is_refused_with_codes(seals: Seals) -> None:
     problem(seals.stamp(esid, data_b64=None, sm3_b64=b64(b"short")), 400, "bad_request_length")
     problem(seals.stamp(esid, property_info="非ASCII"), 422, "validation_failed")
     problem(seals.stamp(esid, timestamp=True), 503, "timestamp_unavailable")  # no TSA unit
+    problem(seals.stamp(esid, revocation_mode="sometimes"), 422, "validation_failed")
+    problem(seals.stamp(esid, crls_b64=["not base64!"]), 422, "validation_failed")
     big = seals.env.client.post(
         f"/v1/seals/{esid}/stamp",
         content=b"{" + b" " * (2 << 20) + b"}",

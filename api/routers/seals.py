@@ -19,10 +19,11 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import ClockDep, SealsDep, SealVerifierDep
 from api.errors import problem_responses
 from api.routers.keys import Base64
+from api.routers.verify import _WithRevocation
 from api.security import Resource, public, public_if, require
 from keystore import Actor
 from seals.registry import SealRecord, StatusChange
-from seals.service import ApplyRequest, StampRequest, StatusAnswer
+from seals.service import ApplyRequest, RevocationInput, StampRequest, StatusAnswer
 from seals.verify import VerificationResult
 from trust.auth import Principal, Role
 from trust.errors import Forbidden, SealStateConflict, ValidationFailed
@@ -303,7 +304,18 @@ class _DataInput(_Request):
         return self
 
 
-class StampBody(_DataInput):
+def _revocation(body: _WithRevocation) -> RevocationInput:
+    return RevocationInput(
+        tuple(body.crls_b64), tuple(body.ocsp_responses_b64), body.revocation_mode
+    )
+
+
+class StampBody(_DataInput, _WithRevocation):
+    """``crls_b64``, ``ocsp_responses_b64`` and ``revocation_mode`` apply to a signer whose
+    certificate another CA issued (the service's own come from its CA's records): a
+    revoked one is refused, one whose status the data does not answer is refused in
+    ``hard-fail`` and ``require`` modes and stamped in ``soft-fail`` (the answer says so)."""
+
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
@@ -335,6 +347,8 @@ class StampResponse(BaseModel):
                     "signer": "sgn_4b1e0c9a7d3f2e6b8a5c1d0f",
                     "signing_time": _TIME,
                     "timestamped": False,
+                    "signer_revocation": "good",
+                    "signer_revocation_source": "CA records",
                 }
             ]
         }
@@ -345,16 +359,22 @@ class StampResponse(BaseModel):
     signer: str
     signing_time: datetime
     timestamped: bool
+    signer_revocation: Literal["good", "unknown"] = Field(
+        description="the signer certificate's revocation status when stamped"
+    )
+    signer_revocation_source: str = Field(
+        description="CA records, CRL or OCSP; for unknown, why it could not be checked"
+    )
 
 
-class VerifySealBody(_Request):
+class VerifySealBody(_WithRevocation):
     model_config = ConfigDict(json_schema_extra={"examples": [{"eseal_b64": "MIIJ..."}]})
 
     eseal_b64: Base64
     at: AwareDatetime | None = Field(None, description="the time to judge validity at; now")
 
 
-class VerifySignatureBody(_Request):
+class VerifySignatureBody(_WithRevocation):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [{"signature_b64": "MIIK...", "data_b64": "PFNpZ25hdHVyZS8+"}]
@@ -627,6 +647,7 @@ async def stamp(
         data=body.data_b64,
         data_sm3=body.sm3_b64,
         timestamp=body.timestamp,
+        revocation=_revocation(body),
     )
     result = await run_in_threadpool(seals.stamp, request, Actor(principal.actor))
     return StampResponse(
@@ -635,6 +656,8 @@ async def stamp(
         signer=result.signer_id,
         signing_time=result.signing_time,
         timestamped=result.timestamped,
+        signer_revocation=result.signer_revocation.state.value,
+        signer_revocation_source=result.signer_revocation.source,
     )
 
 
@@ -651,7 +674,9 @@ _Verify = public_if("public_verify", Role.verifier)
     responses=problem_responses(400, 401, 403, 413, 415, 422, 429),
 )
 async def verify_seal(body: VerifySealBody, verifier: SealVerifierDep) -> SealReport:
-    result = await run_in_threadpool(verifier.verify_seal, body.eseal_b64, body.at)
+    result = await run_in_threadpool(
+        verifier.verify_seal, body.eseal_b64, body.at, revocation=_revocation(body)
+    )
     return SealReport.of("seal", result)
 
 
@@ -668,5 +693,6 @@ async def verify_seal_signature(body: VerifySignatureBody, verifier: SealVerifie
         body.signature_b64,
         original=body.data_b64,
         original_sm3=body.sm3_b64,
+        revocation=_revocation(body),
     )
     return SealReport.of("seal_signature", result)
