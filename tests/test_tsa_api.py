@@ -237,6 +237,18 @@ def test_rotation_keeps_old_tokens_verifying(env: ApiEnv, units: dict[str, UnitR
     assert current["certificate_serial_hex"] == format(new.signer_certificate.serial_number, "x")
 
 
+def test_keys_route_refuses_to_rotate_a_unit_key(env: ApiEnv, units: dict[str, UnitRecord]) -> None:
+    r = env.client.post(
+        f"/v1/keys/{units['sm2'].key_id}/rotate", headers=env.headers(Grant(Role.key_admin))
+    )
+    assert r.status_code == 409, r.text
+    problem = r.json()
+    assert problem["code"] == "key_bound_to_tsa_unit" and problem["unit"] == "sm2"
+    assert "trustctl tsa rotate sm2" in problem["detail"]
+    assert "/v1/tsa/units/sm2/rotate" in problem["detail"]
+    granted(post_query(env, request(DATA, "sm3")))  # the unit still answers
+
+
 def test_unsynchronised_clock(env: ApiEnv, units: dict[str, UnitRecord]) -> None:
     flag = env.settings.effective_tsa_clock_flag_file
     assert env.client.get("/readyz").json()["checks"]["tsa_clock"] == "ok"

@@ -43,6 +43,7 @@ from trust.errors import (
     NotFound,
     ServiceUnavailable,
     StorageUnavailable,
+    TsaPolicyInvalid,
     UnsupportedAlgorithm,
 )
 from trust.keys import KeyAlgorithm
@@ -165,6 +166,19 @@ def test_bad_data_format(tsa: TimestampAuthority, body: bytes) -> None:
 def test_unaccepted_policy(tsa: TimestampAuthority) -> None:
     # OTHER_POLICY is offered by the ecdsa unit only.
     assert rejected(tsa.respond(request(policy=OTHER_POLICY), "sm2")) == {"unaccepted_policy"}
+
+
+@pytest.mark.parametrize("oid", ["1.2.156.112233.3.1", "2.999.1.1", "0.39", "2.100.3", "1.0"])
+def test_policy_oid_accepted(oid: str) -> None:
+    assert protocol.check_policy(oid) == oid
+
+
+@pytest.mark.parametrize(
+    "oid", ["", "1", "3.1", "1.40", "1.02", "1.2.", ".1.2", "1..2", "1.2.x", "1.2 ", "1." * 70]
+)
+def test_policy_oid_refused(oid: str) -> None:
+    with pytest.raises(TsaPolicyInvalid):
+        protocol.check_policy(oid)
 
 
 def test_unaccepted_extension(tsa: TimestampAuthority) -> None:

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from api.deps import Services
+from keystore.model import Actor
 from tests.api_support import make_env
 from tests.tsa_support import provision_defaults, request
 from timestamp import (
@@ -23,7 +24,7 @@ from timestamp import (
 from timestamp.provision import ensure_default_units
 from timestamp.registry import StoredUnits
 from trust.audit.schema import audit_record
-from trust.errors import Conflict, NotFound
+from trust.errors import Conflict, KeyBoundToTsaUnit, NotFound, TsaPolicyInvalid
 
 DATA = b"rotation"
 
@@ -116,6 +117,100 @@ def test_unit_changes_are_audited(services: Services) -> None:
         ("trustctl:alice", "tsa.unit.rotate", "ecdsa", "success"),
         ("trustctl:alice", "tsa.unit.rotate", "nope", "failure"),
     ]
+
+
+def test_key_store_refuses_to_rotate_a_unit_key(services: Services) -> None:
+    unit = services.tsa_units().store.active("sm2")
+    assert unit is not None
+    admin = Actor("trustctl:bob", frozenset({"admin"}))
+    with pytest.raises(KeyBoundToTsaUnit) as refused:
+        services.keystore().rotate(unit.key_id, admin)
+    assert "trustctl tsa rotate sm2" in refused.value.detail
+    assert refused.value.extra == {"unit": "sm2"}
+    assert services.keystore().public_key(unit.key_id).version == 1
+    with services.database.session() as s:
+        outcome = s.execute(
+            select(audit_record.c.outcome, audit_record.c.details).where(
+                audit_record.c.action == "key.rotate", audit_record.c.target == unit.key_id
+            )
+        ).one()
+    assert outcome.outcome == "failure" and "key_bound_to_tsa_unit" in str(outcome.details)
+    # The unit still signs with its certified key.
+    _signer_cert(services.tsa().respond(request(DATA), "sm2"))
+
+    # Once the unit is rotated, its retired key is free (no unit signs with it any more).
+    services.tsa_units().rotate("sm2", actor="trustctl:bob")
+    assert services.keystore().rotate(unit.key_id, admin).primary_version == 2
+    current = services.tsa_units().store.active("sm2")
+    assert current is not None
+    with pytest.raises(KeyBoundToTsaUnit):
+        services.keystore().rotate(current.key_id, admin)
+
+
+def _policy_of(reply: bytes) -> str:
+    token = parse_response(reply).token
+    assert token is not None
+    return verify_token(token, data=DATA).policy
+
+
+def _refused(reply: bytes) -> set[str]:
+    parsed = parse_response(reply)
+    assert parsed.status == "rejection", parsed
+    return set(parsed.failure_info)
+
+
+def test_policy_from_settings_at_provision(tmp_path: Path) -> None:
+    built = make_env(tmp_path, tsa_sm2_policy_oid="1.2.156.112233.7.1").app.state.services
+    assert isinstance(built, Services)
+    records = {r.name: r for r in provision_defaults(built)}
+    assert records["sm2"].policy == "1.2.156.112233.7.1"
+    assert records["ecdsa"].policy == "2.999.1.2"  # the documented placeholder default
+    tsa = built.tsa()
+    assert _policy_of(tsa.respond(request(DATA))) == "1.2.156.112233.7.1"
+    assert _policy_of(tsa.respond(request(DATA, policy="1.2.156.112233.7.1"))) == (
+        "1.2.156.112233.7.1"
+    )
+    assert _refused(tsa.respond(request(DATA, policy="2.999.1.1"))) == {"unaccepted_policy"}
+    assert _refused(tsa.respond(request(DATA, policy="2.999.1.2"), "sm2")) == {"unaccepted_policy"}
+
+
+def test_bad_policy_in_settings_is_refused_at_provision(tmp_path: Path) -> None:
+    built = make_env(tmp_path, tsa_ecdsa_policy_oid="1.2.x").app.state.services
+    assert isinstance(built, Services)
+    with pytest.raises(TsaPolicyInvalid):
+        provision_defaults(built)
+
+
+def test_policy_change_reaches_running_workers(services: Services) -> None:
+    worker = services.tsa()  # re-reads the units every 0.05 s
+    assert _policy_of(worker.respond(request(DATA, policy="2.999.1.1"))) == "2.999.1.1"
+    changed = services.tsa_units().set_policy("sm2", "1.2.156.112233.8.1", actor="trustctl:eve")
+    assert (changed.name, changed.generation, changed.policy) == ("sm2", 1, "1.2.156.112233.8.1")
+    time.sleep(0.1)
+    assert _policy_of(worker.respond(request(DATA))) == "1.2.156.112233.8.1"
+    assert _policy_of(worker.respond(request(DATA, policy="1.2.156.112233.8.1"))) == (
+        "1.2.156.112233.8.1"
+    )
+    assert _refused(worker.respond(request(DATA, policy="2.999.1.1"))) == {"unaccepted_policy"}
+    # Rotation keeps the policy.
+    assert services.tsa_units().rotate("sm2", actor="trustctl:eve").policy == "1.2.156.112233.8.1"
+
+    with pytest.raises(TsaPolicyInvalid):
+        services.tsa_units().set_policy("sm2", "1.02.3", actor="trustctl:eve")
+    with pytest.raises(NotFound):
+        services.tsa_units().set_policy("nope", "1.2.3", actor="trustctl:eve")
+    with services.database.session() as s:
+        rows = s.execute(
+            select(audit_record.c.target, audit_record.c.outcome, audit_record.c.details)
+            .where(audit_record.c.action == "tsa.unit.policy")
+            .order_by(audit_record.c.seq)
+        ).all()
+    assert [(r.target, r.outcome) for r in rows] == [
+        ("sm2", "success"),
+        ("sm2", "failure"),
+        ("nope", "failure"),
+    ]
+    assert "2.999.1.1" in str(rows[0].details) and "tsa_policy_invalid" in str(rows[1].details)
 
 
 def test_flag_file_clock_health(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ turns it into a rejection response.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -14,7 +15,13 @@ from asn1crypto import algos, cms, core, parser, tsp, x509
 
 from trust.cms.algorithms import DIGEST_OIDS, digest_size
 from trust.cms.asn1 import load_strict
-from trust.errors import BadRequest, InvalidLength, MalformedASN1, UnsupportedAlgorithm
+from trust.errors import (
+    BadRequest,
+    InvalidLength,
+    MalformedASN1,
+    TsaPolicyInvalid,
+    UnsupportedAlgorithm,
+)
 
 BAD_ALG = "bad_alg"
 BAD_REQUEST = "bad_request"
@@ -46,6 +53,18 @@ class TimestampRequest:
     nonce: int | None
     cert_req: bool
     message_imprint: tsp.MessageImprint  # echoed unchanged into TSTInfo
+
+
+# A dotted OID: arcs without leading zeros; under 0 and 1 the second arc is below 40.
+_OID = re.compile(r"^(?:[01]\.(?:[0-9]|[1-3][0-9])|2\.(?:0|[1-9][0-9]*))(?:\.(?:0|[1-9][0-9]*))*$")
+MAX_POLICY = 128  # the width of the policy columns
+
+
+def check_policy(oid: str) -> str:
+    """``oid`` if it is a dotted object identifier a TSA policy can be (else ``BadRequest``)."""
+    if len(oid) > MAX_POLICY or not _OID.match(oid):
+        raise TsaPolicyInvalid(f"TSA policy {oid[:MAX_POLICY]!r} is not a dotted object identifier")
+    return oid
 
 
 def check_imprint(hash_algorithm: str, digest: bytes) -> None:

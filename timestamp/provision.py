@@ -18,6 +18,10 @@ from trust.errors import CaUnusable
 from trust.keys import KeyAlgorithm
 from trust.settings import Settings
 
+# The default policies (settings tsa_sm2_policy_oid, tsa_ecdsa_policy_oid) sit under the
+# ITU-T example arc: placeholders until the operator sets the OIDs of its TSA policy.
+PLACEHOLDER_ARC = "2.999."
+
 
 def default_plans(ca: CertificateAuthority, settings: Settings) -> list[UnitPlan]:
     """Unit ``sm2`` under the default SM2 issuing CA, ``ecdsa`` under the ECDSA one."""

@@ -28,12 +28,20 @@ from ca.service import CertificateAuthority
 from keystore.model import ALGORITHM_OF, Actor, GenerateRequest, Purpose
 from keystore.service import KeyStore
 from keystore.signer import KeystoreCmsSigner
+from timestamp.protocol import check_policy
 from timestamp.schema import tsa_unit
 from timestamp.units import TsaUnit
+from trust.audit.attempts import audited
 from trust.auth import AuditSink
 from trust.clock import Clock
 from trust.db import Database
-from trust.errors import BadRequest, Conflict, NotFound, UnsupportedAlgorithm
+from trust.errors import (
+    BadRequest,
+    Conflict,
+    KeyBoundToTsaUnit,
+    NotFound,
+    UnsupportedAlgorithm,
+)
 from trust.keys import KeyAlgorithm
 
 ACTIVE = "active"
@@ -92,6 +100,39 @@ class SqlUnitStore:
             row = s.execute(query).first()
         return None if row is None else _record(row)
 
+    def set_policy(self, name: str, policy: str) -> UnitRecord:
+        """The active generation of ``name`` with its default policy changed (not part of
+        its certificate, so no new generation); ``NotFound`` if there is none."""
+        with self._db.session() as s:
+            s.execute(
+                update(tsa_unit)
+                .where(tsa_unit.c.name == name, tsa_unit.c.state == ACTIVE)
+                .values(policy=policy)
+            )
+            row = s.execute(
+                select(tsa_unit).where(tsa_unit.c.name == name, tsa_unit.c.state == ACTIVE)
+            ).first()
+        if row is None:
+            raise NotFound(f"no TSA unit {name}")
+        return _record(row)
+
+    def refuse_key_rotation(self, key_id: str) -> None:
+        """The key store's rotation guard: the unit's certificate certifies this version of
+        its key, so a key-store rotation would leave the unit signing with a key its
+        certificate does not certify. The unit is rotated as a whole instead."""
+        query = select(tsa_unit.c.name).where(
+            tsa_unit.c.key_id == key_id, tsa_unit.c.state == ACTIVE
+        )
+        with self._db.session() as s:
+            name = s.execute(query).scalar()
+        if name is not None:
+            raise KeyBoundToTsaUnit(
+                f"key {key_id} is the key of TSA unit {name}, whose certificate certifies this "
+                f"version: rotate the unit instead (trustctl tsa rotate {name}, or "
+                f"POST /v1/tsa/units/{name}/rotate), which makes a new key and certificate",
+                unit=name,
+            )
+
     def add(self, record: UnitRecord, *, replaces: UnitRecord | None = None) -> None:
         """Insert ``record``, retiring ``replaces`` in the same transaction; ``Conflict`` when
         the generation is taken or ``replaces`` is no longer active (a concurrent rotation)."""
@@ -127,6 +168,12 @@ class SqlUnitStore:
         except IntegrityError:
             taken = f"TSA unit {record.name} generation {record.generation} exists"
             raise Conflict(taken) from None
+
+
+def guard_unit_keys(keystore: KeyStore, db: Database) -> None:
+    """Have ``keystore`` refuse to rotate the key of an active unit of ``db`` (every process
+    that may rotate keys calls this where it builds its key store)."""
+    keystore.guard_rotation(SqlUnitStore(db).refuse_key_rotation)
 
 
 def _record(row: Any) -> UnitRecord:
@@ -171,6 +218,7 @@ class UnitRegistry:
     def ensure(self, plan: UnitPlan) -> tuple[UnitRecord, bool]:
         """The active generation of ``plan.name``, made first if there is none; the flag
         says whether it was made now. Two processes racing: the loser reads the winner's."""
+        check_policy(plan.policy)
         existing = self._store.active(plan.name)
         if existing is not None:
             return existing, False
@@ -238,6 +286,25 @@ class UnitRegistry:
         self._audit.append(actor, "tsa.unit.rotate", target=name, details=_details(record))
         return record
 
+    def set_policy(self, name: str, policy: str, *, actor: str) -> UnitRecord:
+        """Make ``policy`` the unit's TSA policy: tokens name it, and requests must name it
+        or none (running workers switch within ``refresh_seconds``)."""
+
+        def change() -> tuple[UnitRecord, str | None]:
+            before = self._store.active(name)
+            changed = self._store.set_policy(name, check_policy(policy))
+            return changed, None if before is None else before.policy
+
+        record, _ = audited(
+            self._audit,
+            actor,
+            "tsa.unit.policy",
+            name,
+            change,
+            lambda done: {"generation": done[0].generation, "from": done[1], "to": policy},
+        )
+        return record
+
     def tsa_unit(self, record: UnitRecord) -> TsaUnit:
         certificate = x509.Certificate.load(record.certificate)
         return TsaUnit(
@@ -296,8 +363,8 @@ def _details(record: UnitRecord) -> dict[str, object]:
 
 class StoredUnits:
     """The active units of the store as ``TsaUnit``s, re-read at most every
-    ``refresh_seconds`` (so a rotation made by another process is picked up without a
-    restart) and rebuilt only when a generation changed."""
+    ``refresh_seconds`` (so a rotation or policy change made by another process is picked
+    up without a restart) and rebuilt only when a generation or policy changed."""
 
     def __init__(self, registry: UnitRegistry, refresh_seconds: float = 5.0) -> None:
         if refresh_seconds <= 0:
@@ -306,7 +373,7 @@ class StoredUnits:
         self._refresh_seconds = refresh_seconds
         self._lock = threading.Lock()
         self._units: dict[str, TsaUnit] = {}
-        self._generations: dict[str, int] = {}
+        self._versions: dict[str, tuple[int, str]] = {}  # generation, policy
         self._due = 0.0
 
     def current(self) -> Mapping[str, TsaUnit]:
@@ -322,9 +389,9 @@ class StoredUnits:
             records = self._registry.store.list()
             units = dict(self._units)
             for record in records:
-                if self._generations.get(record.name) != record.generation:
+                if self._versions.get(record.name) != (record.generation, record.policy):
                     units[record.name] = self._registry.tsa_unit(record)
             names = {r.name for r in records}
             self._units = {name: unit for name, unit in units.items() if name in names}
-            self._generations = {r.name: r.generation for r in records}
+            self._versions = {r.name: (r.generation, r.policy) for r in records}
             self._due = time.monotonic() + self._refresh_seconds

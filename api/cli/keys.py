@@ -85,6 +85,7 @@ def key_store(previous_key_files: Sequence[Path] = ()) -> Iterator[KeyStore]:
     # Imported here so that `trustctl --help` does not load the storage stack.
     from keystore import build_keystore, sign_checkpoints
     from keystore.kek.local import load_local_master_key
+    from timestamp.registry import guard_unit_keys
     from trust import migrations
     from trust.audit import AuditLog
     from trust.clock import SystemClock
@@ -112,6 +113,7 @@ def key_store(previous_key_files: Sequence[Path] = ()) -> Iterator[KeyStore]:
                 previous_keks=previous,
             )
             sign_checkpoints(store, audit)
+            guard_unit_keys(store, db)  # a TSA unit's key is rotated by `trustctl tsa rotate`
             try:
                 yield store
             finally:

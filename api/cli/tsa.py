@@ -1,4 +1,5 @@
-"""``trustctl tsa``: list and rotate the time-stamp units, stamp a file, verify a token.
+"""``trustctl tsa``: list and rotate the time-stamp units, set their policy, stamp a file,
+verify a token.
 
 Acts directly on the configured database and key store, as the API workers do (unit
 keys belong to the ``tsa-service`` principal; rotations are audited under
@@ -23,7 +24,8 @@ if TYPE_CHECKING:
     from timestamp.registry import UnitRecord
 
 app = typer.Typer(
-    help="Time-stamp units: list, rotate, stamp a file, verify a token.", no_args_is_help=True
+    help="Time-stamp units: list, rotate, set a policy, stamp a file, verify a token.",
+    no_args_is_help=True,
 )
 
 UnitOpt = Annotated[str | None, typer.Option("--unit", help="unit name (default: the default)")]
@@ -65,13 +67,22 @@ def _line(record: UnitRecord) -> str:
 
 
 def ensure_default_units() -> None:
-    """``trustctl init``: the units ``sm2`` and ``ecdsa``, made once."""
+    """``trustctl init``: the units ``sm2`` and ``ecdsa``, made once (policies from the
+    settings), and a note for each policy still under the placeholder arc."""
+    from timestamp.provision import PLACEHOLDER_ARC
     from timestamp.provision import ensure_default_units as ensure
 
     with services() as built:
         results = ensure(built.tsa_units(), built.ca(), built.settings)
     for record, created in results:
         typer.echo(f"{'created ' if created else 'existing'} TSA unit {_line(record)}")
+        if record.policy.startswith(PLACEHOLDER_ARC):
+            typer.echo(
+                f"note: policy {record.policy} of unit {record.name} is a placeholder (ITU-T "
+                f"example arc); set your TSA policy OID with "
+                f"`trustctl tsa policy {record.name} OID`",
+                err=True,
+            )
 
 
 @app.command("units")
@@ -97,6 +108,18 @@ def rotate(name: Annotated[str, typer.Argument(help="unit name, e.g. sm2")]) -> 
     with services() as built:
         record = built.tsa_units().rotate(name, actor=actor())
     typer.echo(f"rotated  TSA unit {_line(record)}")
+
+
+@app.command("policy")
+def policy(
+    name: Annotated[str, typer.Argument(help="unit name, e.g. sm2")],
+    oid: Annotated[str, typer.Argument(help="the TSA policy OID, dotted, e.g. 1.2.156.x.y")],
+) -> None:
+    """Set a unit's TSA policy: its tokens name it, and requests must name it or none.
+    Running workers switch within tsa_unit_refresh_seconds."""
+    with services() as built:
+        record = built.tsa_units().set_policy(name, oid, actor=actor())
+    typer.echo(f"policy   TSA unit {_line(record)}")
 
 
 @app.command("stamp")
