@@ -61,12 +61,14 @@ def seal_png(size: int = 120) -> bytes:
     )
 
 
-def make_pdf(pages: int = 1, *, size: int = 0, texts: Sequence[str] = ()) -> bytes:
+def make_pdf(
+    pages: int = 1, *, size: int = 0, texts: Sequence[str] = (), catalog_extra: bytes = b""
+) -> bytes:
     """A PDF 1.7 file with ``pages`` A4 pages, each with a line of text, written by hand.
 
     With ``size`` (bytes), every page also carries an uncompressed grey image XObject of
     random pixels so that the file reaches about that size (the documents benchmark's
-    "10 pages, 1 MB")."""
+    "10 pages, 1 MB"). ``catalog_extra`` is written into the catalog dictionary as is."""
     padding = max(0, size - 1200 * pages) // pages if size else 0
     side = int(padding**0.5)
     objects: list[bytes] = []
@@ -100,7 +102,7 @@ def make_pdf(pages: int = 1, *, size: int = 0, texts: Sequence[str] = ()) -> byt
                 b" /Contents %d 0 R >>" % (pages_obj, A4[0], A4[1], resources, content)
             )
         )
-    objects[catalog - 1] = b"<< /Type /Catalog /Pages %d 0 R >>" % pages_obj
+    objects[catalog - 1] = b"<< /Type /Catalog /Pages %d 0 R %s>>" % (pages_obj, catalog_extra)
     objects[pages_obj - 1] = b"<< /Type /Pages /Kids [%s] /Count %d >>" % (
         b" ".join(b"%d 0 R" % k for k in kids),
         pages,
@@ -121,6 +123,12 @@ def make_pdf(pages: int = 1, *, size: int = 0, texts: Sequence[str] = ()) -> byt
         % (len(objects) + 1, catalog, xref)
     )
     return out.getvalue()
+
+
+def crafted_pdf(array_bytes: int) -> bytes:
+    """A valid one-page PDF whose catalog holds an array of ``array_bytes`` bytes of
+    zeros: cheap to send, slow for pyHanko's Python tokenizer (~90 s for 4 MB)."""
+    return make_pdf(1, catalog_extra=b"/Junk [" + b"0 " * (array_bytes // 2) + b"] ")
 
 
 @dataclass(frozen=True)

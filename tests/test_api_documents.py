@@ -16,7 +16,7 @@ from seals.documents.ofd_verify import verify_ofd
 from seals.parse import parse_signature
 from tests.api_support import ApiEnv, make_env
 from tests.ofd_support import make_ofd, raw_zip, rewrite, sample, service_seal_env
-from tests.pdf_support import make_pdf, seal_png
+from tests.pdf_support import crafted_pdf, make_pdf, seal_png
 from tests.seals_helpers import SealEnv, StampingSigner
 from tests.test_api_platform import assert_problem
 from tests.tsa_support import provision_defaults
@@ -294,3 +294,31 @@ def test_malformed_uploads_to_stamp_change_nothing(env: ApiEnv) -> None:
     after = [e for e in audit.tail(100) if e.seq > before and e.action != "token.create"]
     assert {(e.action, e.outcome) for e in after} == {("document.stamp", "failure")}
     assert len(after) == len(MALFORMED)
+
+
+def test_crafted_pdf_to_stamp_is_refused_before_any_signature(tmp_path: Path) -> None:
+    """pyHanko reads the input in a bounded worker: a crafted PDF is a 422 within the bound
+    and the key store makes no signature (no key.sign, no document.stamp success)."""
+    env = make_env(tmp_path, document_pdf_seconds=1.0)
+    seals = _seals(env)
+    signer = seals.add_signer("clerk")
+    esid = seals.active_seal(signer, picture=seal_png())
+    grant = Grant(Role.signer, "seal", frozenset({esid}))
+    assert _stamp(env, grant, esid, signer, make_pdf(1)).status_code == 200  # warm workers
+    audit = env.app.state.services.audit
+    before = audit.tail(1)[-1].seq
+    started = time.monotonic()
+    r = _stamp(env, grant, esid, signer, crafted_pdf(1 << 20))
+    assert_problem(r, 422, "document_too_complex")
+    assert time.monotonic() - started < 2.5
+    after = [(e.action, e.outcome) for e in audit.tail(50) if e.seq > before]
+    assert ("document.stamp", "failure") in after and ("key.sign", "success") not in after
+
+
+def test_ofd_limits_are_settings(tmp_path: Path) -> None:
+    env = make_env(tmp_path, ofd_max_entries=10)
+    assert_problem(_verify(env, sample("v4signed.ofd")), 400, "document_archive_unsafe")
+    env = make_env(tmp_path / "xml", ofd_max_xml_bytes=1024)  # its Signature.xml is larger
+    r = _verify(env, sample("v4signed.ofd"))
+    assert_problem(r, 400, "document_archive_unsafe")
+    assert "XML file" in r.json()["detail"]

@@ -16,6 +16,7 @@ from seals.documents.ofd_package import PackageLimits, read_package, resolve
 from seals.documents.ofd_verify import verify_ofd
 from tests.ofd_support import make_ofd, raw_zip, sample
 from trust.errors import DocumentArchiveUnsafe, DocumentMalformed, DocumentXmlInvalid
+from trust.settings import Settings
 
 OFD_XML = b'<ofd:OFD xmlns:ofd="http://www.ofdspec.org/2016"/>'
 
@@ -86,6 +87,27 @@ def test_too_many_entries_refused() -> None:
     data = raw_zip([(f"f{i}", b"") for i in range(20)], zipfile.ZIP_STORED)
     with pytest.raises(DocumentArchiveUnsafe, match="entries"):
         read_package(data, PackageLimits(max_entries=10))
+
+
+def test_xml_size_limit_applies_to_xml_files_only() -> None:
+    data = raw_zip([("OFD.xml", OFD_XML), ("Doc_0/Res/image.png", bytes(4096))])
+    limits = PackageLimits(max_xml_size=1024)
+    assert "Doc_0/Res/image.png" in read_package(data, limits)
+    big = raw_zip([("OFD.xml", OFD_XML), ("Doc_0/Content.XML", bytes(4096))])
+    with pytest.raises(DocumentArchiveUnsafe, match="XML file 'Doc_0/Content.XML'"):
+        read_package(big, limits)
+
+
+def test_limits_come_from_the_settings() -> None:
+    settings = Settings(
+        ofd_max_entries=7,
+        ofd_max_total_bytes=5000,
+        ofd_max_entry_bytes=4000,
+        ofd_max_ratio=9,
+        ofd_max_xml_bytes=3000,
+    )
+    assert PackageLimits.from_settings(settings) == PackageLimits(7, 5000, 4000, 9, 3000)
+    assert PackageLimits.from_settings(Settings()) == PackageLimits()  # one set of defaults
 
 
 @pytest.mark.parametrize("data", [b"", b"PK\x03\x04garbage", b"%PDF-1.7", make_ofd()[:-30]])

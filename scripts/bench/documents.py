@@ -16,6 +16,9 @@ operations); each round measures its reference right before:
 - pdf stamp / pdf verify (SM2 and ECDSA): ``stamp_pdf`` (pyHanko incremental update,
   the seal picture, PAdES signature: GM/T 0010 SignedData for SM2) by an in-memory key
   with a root and sub CA (``tests.pdf_support``), and ``verify_pdf`` with that root;
+- pdf ... worker: the same in a warm bounded worker process, as the service runs them
+  (``seals.documents.bounded``, ``pdf_jobs``: the PDF goes to the worker and back, the
+  signature is made in this process at the worker's request);
 - with --http, stamp http / verify http: ``POST /v1/documents/stamp`` (seal service, key
   store, audit; ``trustctl serve``, 1 worker, SQLite, through ``keystore_http.served``
   and the seal set up by ``seals.prepare``) and ``POST /v1/documents/verify`` (the
@@ -34,7 +37,8 @@ import argparse
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -43,11 +47,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from scripts.bench.keystore_http import served  # noqa: E402
 from scripts.bench.seals import prepare  # noqa: E402
+from seals.documents.bounded import WorkerLimits, WorkerPool  # noqa: E402
 from seals.documents.ofd_sign import Placement, Rect, stamp_ofd  # noqa: E402
 from seals.documents.ofd_verify import verify_ofd  # noqa: E402
 from seals.documents.pdf_appearance import Placement as PdfPlacement  # noqa: E402
+from seals.documents.pdf_io import DEFAULT_MAX_PDF_BYTES  # noqa: E402
+from seals.documents.pdf_jobs import SIGN, StampJob, stamp_job, verify_job  # noqa: E402
 from seals.documents.pdf_stamp import StampOptions, stamp_pdf  # noqa: E402
-from seals.documents.pdf_verify import verify_pdf  # noqa: E402
+from seals.documents.pdf_verify import PdfSignatureReport, verify_pdf  # noqa: E402
 from tests.ofd_support import make_ofd, seal_signer  # noqa: E402
 from tests.pdf_support import make_pdf, make_seal  # noqa: E402
 from tests.pdf_support import seal_signer as pdf_seal_signer  # noqa: E402
@@ -90,11 +97,12 @@ def main() -> None:
         sm3(document)
         handle.sign(MESSAGE)
 
+    pool = WorkerPool(1)
     runs: dict[str, Callable[[], object]] = {
         "stamp": lambda: stamp_ofd(document, seal_signature=seal_signature, placement=placement),
         "verify": lambda: verify_ofd(stamped),
-        **_pdf(KeyAlgorithm.SM2),
-        **_pdf(KeyAlgorithm.ECDSA_P256),
+        **_pdf(KeyAlgorithm.SM2, pool),
+        **_pdf(KeyAlgorithm.ECDSA_P256, pool),
     }
     http = _http(document) if args.http else None
     if http is not None:
@@ -108,6 +116,7 @@ def main() -> None:
                 if name not in best or measured / ref < best[name][1] / best[name][0]:
                     best[name] = (ref, measured)
     finally:
+        pool.close()
         if http is not None:
             http[1]()
 
@@ -122,25 +131,54 @@ def main() -> None:
         )
 
 
-def _pdf(algorithm: KeyAlgorithm) -> dict[str, Callable[[], object]]:
+def _pdf(algorithm: KeyAlgorithm, pool: WorkerPool) -> dict[str, Callable[[], object]]:
     pdf = make_pdf(PAGES, size=SIZE)
     signer = pdf_seal_signer(algorithm, "Bench")
     seal, where = make_seal(), PdfPlacement(1, 120, 200)
     options = StampOptions(chain=signer.chain)
+    limits = WorkerLimits(seconds=60)
+    job = StampJob(
+        algorithm=algorithm,
+        certificate=signer.signer.certificate.dump(),
+        chain=tuple(c.dump() for c in signer.chain),
+        seal=seal,
+        placement=where,
+        timestamp=False,
+        now=datetime.now(UTC),
+        max_bytes=DEFAULT_MAX_PDF_BYTES,
+    )
+    # The worker verifies against the root only: the sub CA is in the CMS.
+    anchors = (signer.root.dump(),)
 
     def stamp() -> bytes:
         return stamp_pdf(pdf, signer.signer, seal, where, options).pdf
 
+    def stamp_in_worker() -> bytes:
+        return pool.run(stamp_job, (pdf, job), limits, calls={SIGN: signer.signer.sign}).pdf
+
     stamped = stamp()
 
-    def verify() -> None:
-        (report,) = verify_pdf(stamped, anchors=[signer.root], intermediates=signer.chain)
+    def check(reports: Sequence[PdfSignatureReport]) -> None:
+        (report,) = reports
         if report.report.indication.value != "TOTAL_PASSED":
             raise SystemExit(f"the stamped PDF does not verify: {report.report.checks}")
 
+    def verify() -> None:
+        check(verify_pdf(stamped, anchors=[signer.root], intermediates=signer.chain))
+
+    def verify_in_worker() -> None:
+        now = datetime.now(UTC)
+        check(pool.run(verify_job, (stamped, anchors, now, DEFAULT_MAX_PDF_BYTES), limits))
+
     verify()
+    verify_in_worker()
     name = "sm2" if algorithm is KeyAlgorithm.SM2 else "ecdsa"
-    return {f"pdf stamp {name}": stamp, f"pdf verify {name}": verify}
+    return {
+        f"pdf stamp {name}": stamp,
+        f"pdf stamp {name} worker": stamp_in_worker,
+        f"pdf verify {name}": verify,
+        f"pdf verify {name} worker": verify_in_worker,
+    }
 
 
 def _http(document: bytes) -> tuple[dict[str, Callable[[], object]], Callable[[], None]]:

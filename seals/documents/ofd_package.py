@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 
 from seals.documents.zip_writer import Entry, new_entry, stored_entry, write_zip
 from trust.errors import DocumentArchiveUnsafe, DocumentMalformed
+from trust.settings import Settings
 
 _CHUNK = 64 * 1024
 # Below this size a high ratio is harmless (a page of spaces compresses 1000:1).
@@ -28,10 +29,24 @@ _RATIO_FLOOR = 1 << 20
 
 @dataclass(frozen=True)
 class PackageLimits:
+    """The defaults are ``Settings``' (``ofd_max_*``); the service builds them from there."""
+
     max_entries: int = 10_000
     max_total_size: int = 256 << 20  # uncompressed bytes, all entries
     max_entry_size: int = 128 << 20
     max_ratio: int = 200  # uncompressed / compressed, per entry over _RATIO_FLOOR
+    # An XML file is parsed whole in memory (lxml trees take several times its size).
+    max_xml_size: int = 16 << 20
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PackageLimits:
+        return cls(
+            max_entries=settings.ofd_max_entries,
+            max_total_size=settings.ofd_max_total_bytes,
+            max_entry_size=settings.ofd_max_entry_bytes,
+            max_ratio=settings.ofd_max_ratio,
+            max_xml_size=settings.ofd_max_xml_bytes,
+        )
 
 
 class OfdPackage:
@@ -148,9 +163,14 @@ def _check_name(name: str) -> None:
 
 
 def _check_sizes(info: zipfile.ZipInfo, limits: PackageLimits) -> None:
+    """Against the declared sizes; reading then never goes beyond them (``_read_entry``)."""
     if info.file_size > limits.max_entry_size:
         raise DocumentArchiveUnsafe(
             f"entry {info.filename!r} is over {limits.max_entry_size} bytes"
+        )
+    if info.filename.lower().endswith(".xml") and info.file_size > limits.max_xml_size:
+        raise DocumentArchiveUnsafe(
+            f"XML file {info.filename!r} is over {limits.max_xml_size} bytes"
         )
     if info.file_size > _RATIO_FLOOR and info.file_size > limits.max_ratio * max(
         info.compress_size, 1

@@ -5,7 +5,9 @@ OFD stamps go through the seal service (``SealService.stamp``: seal status, sign
 the seal, key store signing, timestamp, its ``seal.stamp`` audit record). A PDF stamp
 is a PAdES signature, not an SES_Signature: the seal service makes the same checks
 (``stamping_signer``), then ``stamp_pdf`` signs with the signer registry's
-``CmsSigner`` (a ``key.sign`` audit record) and the seal's picture. Either way this
+``CmsSigner`` (a ``key.sign`` audit record) and the seal's picture. pyHanko's work on a
+PDF (stamping and verifying) runs in a bounded worker process (``bounded``, ``pdf_jobs``);
+the signature and timestamp are made here, at the worker's request. Either way this
 layer adds a ``document.stamp`` record naming the format and the result's SM3, so the
 stamped file can be tied to the stamp later.
 """
@@ -19,16 +21,17 @@ from typing import Protocol
 from asn1crypto import x509
 
 from keystore.model import Actor
+from seals.documents.bounded import Callback, WorkerLimits, shared_pool
 from seals.documents.detect import detect_format
 from seals.documents.ofd_package import PackageLimits
 from seals.documents.ofd_sign import Placement, Rect, StampMode, stamp_ofd
 from seals.documents.ofd_verify import SealVerifierFn, verify_ofd
 from seals.documents.pdf_appearance import PdfSeal
 from seals.documents.pdf_appearance import Placement as PdfPlacement
+from seals.documents.pdf_io import DEFAULT_MAX_PDF_BYTES
+from seals.documents.pdf_jobs import SIGN, TIMESTAMP, StampJob, stamp_job, verify_job
 from seals.documents.pdf_report import pdf_document_report
 from seals.documents.pdf_signer import TimestampFunction
-from seals.documents.pdf_stamp import StampOptions, stamp_pdf
-from seals.documents.pdf_verify import verify_pdf
 from seals.documents.report import DocumentFormat, DocumentReport, SealSummary
 from seals.registry import SealRecord
 from seals.service import StampRequest, StampResult, StampSigner
@@ -98,10 +101,13 @@ class DocumentService:
         anchors: Callable[[], Sequence[x509.Certificate]] = tuple,
         timestamper: TimestampFunction | None = None,
         limits: PackageLimits = PackageLimits(),
+        pdf_limits: WorkerLimits = WorkerLimits(),
+        pdf_workers: int = 2,
     ) -> None:
         """``seals``, ``signers`` and ``anchors`` are called at each use: the services
         need the key store, which a verify-only process may lack, and anchors change as
-        CAs are made."""
+        CAs are made. PDFs are processed within ``pdf_limits`` by the process's shared
+        pool of ``pdf_workers`` worker processes (started on first use)."""
         self._seals = seals
         self._signers = signers
         self._clock = clock
@@ -110,6 +116,8 @@ class DocumentService:
         self._anchors = anchors
         self._timestamper = timestamper
         self._limits = limits
+        self._pdf_limits = pdf_limits
+        self._pdf_workers = pdf_workers
 
     def stamp(self, request: StampDocumentRequest, actor: Actor) -> StampedDocument:
         details: dict[str, object] = {"seal_id": request.seal_id, "signer_id": request.signer_id}
@@ -139,7 +147,12 @@ class DocumentService:
         """The report on every signature; ``certificates`` are signer certificates for
         OFD signatures that carry none (ofdrw's bare SM2 signatures)."""
         if detect_format(data) is DocumentFormat.PDF:
-            reports = verify_pdf(data, anchors=self._anchors(), clock=self._clock)
+            anchors = tuple(anchor.dump() for anchor in self._anchors())
+            reports = shared_pool(self._pdf_workers).run(
+                verify_job,
+                (data, anchors, self._clock.now(), DEFAULT_MAX_PDF_BYTES),
+                self._pdf_limits,
+            )
             return pdf_document_report(reports, resolve_seal=self._registered)
         return verify_ofd(
             data,
@@ -186,16 +199,22 @@ class DocumentService:
             raise TimestampUnavailable("no time-stamp authority is configured")
         seal, _ = self._seals().stamping_signer(request.seal_id, request.signer_id, actor)
         signers = self._signers()
-        result = stamp_pdf(
-            request.data,
-            signers.cms_signer(request.signer_id, actor),
-            PdfSeal(seal.esid, seal.name, seal.picture, seal.width_mm, seal.height_mm),
-            PdfPlacement(request.page, request.x_mm, request.y_mm),
-            StampOptions(
-                chain=signers.chain(request.signer_id),
-                timestamp=self._timestamper if request.timestamp else None,
-            ),
-            clock=self._clock,
+        signer = signers.cms_signer(request.signer_id, actor)
+        job = StampJob(
+            algorithm=signer.algorithm,
+            certificate=signer.certificate.dump(),
+            chain=tuple(c.dump() for c in signers.chain(request.signer_id)),
+            seal=PdfSeal(seal.esid, seal.name, seal.picture, seal.width_mm, seal.height_mm),
+            placement=PdfPlacement(request.page, request.x_mm, request.y_mm),
+            timestamp=request.timestamp,
+            now=self._clock.now(),
+            max_bytes=DEFAULT_MAX_PDF_BYTES,
+        )
+        calls: dict[str, Callback] = {SIGN: signer.sign}
+        if request.timestamp and self._timestamper is not None:
+            calls[TIMESTAMP] = self._timestamper
+        result = shared_pool(self._pdf_workers).run(
+            stamp_job, (request.data, job), self._pdf_limits, calls=calls
         )
         return StampedDocument(result.pdf, DocumentFormat.PDF, PDF_MEDIA_TYPE)
 
