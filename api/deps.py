@@ -23,12 +23,14 @@ from ca.service import CertificateAuthority
 from ca.signer_store import SqlSignerStore
 from ca.signers import SignerRegistry, Timestamper
 from keystore import KeyStore, build_keystore, sign_checkpoints
+from seals.documents.bounded import WorkerLimits
+from seals.documents.ofd_package import PackageLimits
 from seals.documents.service import DocumentService
 from seals.service import SealService
 from seals.wiring import SealVerifier, build_seal_service
 from timestamp import ClockHealth, FlagFileClockHealth, TimestampAuthority
 from timestamp.provision import build_timestamp_authority, build_unit_registry
-from timestamp.registry import UnitRegistry
+from timestamp.registry import UnitRegistry, guard_unit_keys
 from trust.audit import AuditLog
 from trust.auth import AuditSink, AuthService
 from trust.clock import Clock, SystemClock
@@ -81,6 +83,8 @@ class Services:
                     coordination=self.coordination,
                 )
                 self._closers.append(self._keystore.close)
+                # A TSA unit's key is rotated with its certificate (tsa_units().rotate).
+                guard_unit_keys(self._keystore, self.database)
                 if isinstance(self.audit, AuditLog):
                     # The audit key made by `trustctl init` signs this process's checkpoints.
                     sign_checkpoints(self._keystore, self.audit)
@@ -162,6 +166,7 @@ class Services:
                     self.audit,
                     signers=self.signers(),
                     timestamper=self.signature_timestamper(),
+                    coordination=self.coordination,
                 )
             return self._seals
 
@@ -196,6 +201,9 @@ class Services:
                 ),
                 anchors=self.trust_anchors,
                 timestamper=self.signature_timestamper(),
+                limits=PackageLimits.from_settings(self.settings),
+                pdf_limits=WorkerLimits.from_settings(self.settings),
+                pdf_workers=self.settings.document_pdf_workers,
             )
         return self._documents
 
@@ -208,7 +216,11 @@ class Services:
         with self._seal_verifier_lock:
             if self._seal_verifier is None:
                 self._seal_verifier = SealVerifier(
-                    self.settings, self.ca(), self.clock, self.seals()
+                    self.settings,
+                    self.ca(),
+                    self.clock,
+                    self.seals(),
+                    coordination=self.coordination,
                 )
             return self._seal_verifier
 
