@@ -166,7 +166,7 @@ class StampSigner(Protocol):
 
 
 class SignerState(Protocol):
-    """What stamping reads of a signer record at every use (``ca.signers.SignerInfo``)."""
+    """What stamping reads of a signer record at every use (``ca.signer_store.SignerRecord``)."""
 
     @property
     def status(self) -> str: ...
@@ -175,15 +175,18 @@ class SignerState(Protocol):
     def key_id(self) -> str: ...
 
     @property
-    def certificate_der(self) -> bytes: ...
+    def certificate(self) -> bytes: ...
 
 
-class SignerSource(Protocol):
+class SignerHandles(Protocol):
     """The signer registry: a signer handle for ``signer_id``, if ``actor`` may use it."""
 
-    def get(self, signer_id: str) -> SignerState: ...
-
     def cms_signer(self, signer_id: str, actor: Actor) -> StampSigner: ...
+
+
+class SignerSource(SignerHandles, Protocol):
+    def state(self, signer_id: str) -> SignerState:
+        """The signer's record as stored now; ``SignerNotFound`` when there is none."""
 
 
 class RevocationState(StrEnum):
@@ -496,8 +499,8 @@ class SealService:
         return record
 
     def _signer(self, signer_id: str, actor: Actor) -> StampSigner:
-        state = self._signers.get(signer_id)  # read at every use: a disable holds at once
-        key = (signer_id, actor, state.key_id, state.certificate_der)
+        state = self._signers.state(signer_id)  # read at every use: a disable holds at once
+        key = (signer_id, actor, state.key_id, state.certificate)
         handle = self._handles.get(key) if state.status == SIGNER_ACTIVE else None
         if handle is None:
             ticket = self._handles.ticket()

@@ -12,6 +12,8 @@ from asn1crypto import x509
 
 from ca.certs import certificate_pem, serial_hex
 from ca.service import STATUS_CHANNEL, CertificateAuthority
+from ca.signer_store import SignerRecord, SignerStore, SqlSignerStore
+from keystore.model import Actor
 from keystore.service import KeyStore
 from seals.cache import BroadcastCache
 from seals.maker import MakerConfig, SealMaker
@@ -22,7 +24,8 @@ from seals.service import (
     RevocationState,
     SealPolicy,
     SealService,
-    SignerSource,
+    SignerHandles,
+    StampSigner,
     Timestamper,
 )
 from seals.store import SqlSealStore
@@ -84,6 +87,22 @@ class CaCertificateStatus:
 _RECORDS = "CA records"
 
 
+class RegistrySigners:
+    """The signer registry as stamping uses it: handles from the registry, the record
+    read at every stamp straight from the registry's store (the registry's ``get`` also
+    parses the certificate for display, a millisecond a stamp does not need)."""
+
+    def __init__(self, registry: SignerHandles, store: SignerStore) -> None:
+        self._registry = registry
+        self._store = store
+
+    def state(self, signer_id: str) -> SignerRecord:
+        return self._store.get(signer_id)
+
+    def cms_signer(self, signer_id: str, actor: Actor) -> StampSigner:
+        return self._registry.cms_signer(signer_id, actor)
+
+
 def seal_policy(settings: Settings) -> SealPolicy:
     return SealPolicy(
         required_approvals=settings.seal_required_approvals,
@@ -100,7 +119,7 @@ def build_seal_service(
     clock: Clock,
     audit: AuditSink,
     *,
-    signers: SignerSource,
+    signers: SignerHandles,
     timestamper: Timestamper | None = None,
     coordination: Coordination | None = None,
 ) -> SealService:
@@ -122,7 +141,7 @@ def build_seal_service(
         clock,
         audit,
         seal_policy(settings),
-        signers=signers,
+        signers=RegistrySigners(signers, SqlSignerStore(db)),
         # Stamping checks signer certificates as verification does (the store is the
         # registry it reads: no seal status is asked of it here).
         certificate_status=SealVerifier(settings, ca, clock, store, coordination=coordination),

@@ -401,3 +401,49 @@ def test_concurrent_approvals_approve_once(sqlite_url: str) -> None:
                 env.service.approve(esid, actor="officer-d")  # approved already
     finally:
         env.close()
+
+
+def test_stamping_caches_are_dropped_by_broadcasts(env: SealEnv, signer: StampingSigner) -> None:
+    """Two workers sharing coordination: what one changes, the other sees at the next
+    stamp, though both keep the seal and the CA status between stamps."""
+    from ca.service import STATUS_CHANNEL
+    from seals.wiring import build_seal_service
+    from trust.coordination.memory import MemoryCoordination
+
+    coordination = MemoryCoordination(env.clock)
+    a, b = (
+        build_seal_service(
+            env.settings,
+            env.db,
+            env.keystore,
+            env.ca,
+            env.clock,
+            env.audit,
+            signers=env.signers,
+            coordination=coordination,
+        )
+        for _ in "ab"
+    )
+    esid = env.active_seal(signer)
+    request = StampRequest(esid, signer.signer_id, "/doc", data=b"x")
+    assert a.stamp(request, USER).signature
+    b.suspend(esid, actor="officer-b")
+    with pytest.raises(SealNotActive):
+        a.stamp(request, USER)
+    b.resume(esid, actor="officer-b")
+    assert a.stamp(request, USER).signature
+    # A revocation by a CA that broadcasts nothing is not seen while the answer is kept...
+    env.ca.revoke(signer.serial_hex, "certificateHold")
+    assert a.stamp(request, USER).signature
+    # ...and is at once when the CA's status broadcast arrives.
+    coordination.publish(STATUS_CHANNEL, signer.serial_hex)
+    with pytest.raises(SignerCertificateRevoked):
+        a.stamp(request, USER)
+    # A disabled signer is refused at once: its record is read at every stamp.
+    env.ca.release_hold(signer.serial_hex)
+    coordination.publish(STATUS_CHANNEL, signer.serial_hex)
+    assert a.stamp(request, USER).signature
+    env.signers.set_status(signer.signer_id, "disabled", Actor("test-admin", frozenset({"admin"})))
+    with pytest.raises(TrustError) as refused:
+        a.stamp(request, USER)
+    assert refused.value.code == "signer_disabled"
