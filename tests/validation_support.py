@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from asn1crypto import algos, crl, keys, x509
+from asn1crypto import algos, cms, crl, keys, x509
 from cryptography import x509 as cx509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -330,3 +330,34 @@ def stamp(cms_der: bytes, tsa: TimestampAuthority, *, over: bytes | None = None)
     signature = verify_signed_data(cms_der).signers[0].signature
     token = tsa.issue("sha256", digest("sha256", over if over is not None else signature)).token
     return add_unsigned_attributes(cms_der, [timestamp_token_attribute(token)])
+
+
+def cosign(*signed: bytes) -> bytes:
+    """One SignedData with the SignerInfos (and certificates) of several made over the
+    same content: a co-signed document."""
+    first = cms.ContentInfo.load(signed[0])
+    parts = [cms.ContentInfo.load(d)["content"] for d in signed]
+    algorithms = {a["algorithm"].dotted: a for p in parts for a in p["digest_algorithms"]}
+    certificates = {c.dump(): c for p in parts for c in p["certificates"]}
+    content = first["content"].copy()
+    content["digest_algorithms"] = list(algorithms.values())
+    content["certificates"] = list(certificates.values())
+    # Loaded from its encoding so that it keeps this order (a SET OF built from values
+    # is sorted by asn1crypto, which would make "first" and "second" depend on the keys).
+    infos = b"".join(si.dump() for p in parts for si in p["signer_infos"])
+    content["signer_infos"] = cms.SignerInfos.load(_tlv(0x31, infos))
+    return cms.ContentInfo({"content_type": first["content_type"], "content": content}).dump()
+
+
+def _tlv(tag: int, value: bytes) -> bytes:
+    if len(value) < 0x80:
+        return bytes([tag, len(value)]) + value
+    size = len(value).to_bytes((len(value).bit_length() + 7) // 8, "big")
+    return bytes([tag, 0x80 | len(size)]) + size + value
+
+
+def tamper_signature(signed: bytes) -> bytes:
+    """``signed`` with the last byte of its (only) signature value flipped."""
+    signature = verify_signed_data(signed).signers[0].signature
+    assert signed.count(signature) == 1
+    return signed.replace(signature, signature[:-1] + bytes([signature[-1] ^ 1]))

@@ -69,6 +69,7 @@ class SignerResult:
     digest_algorithm: str
     signature_algorithm: str
     signed_attributes: cms.CMSAttributes | None
+    unsigned_attributes: cms.CMSAttributes | None  # e.g. signature timestamps
     digest_ok: bool
     signature_ok: bool
     ess_certificate_ok: bool | None
@@ -210,7 +211,7 @@ def _verify_signer(
     if certificate is None:
         problems.append("signer certificate not found")
 
-    attrs = si["signed_attrs"]
+    attrs, unsigned = si["signed_attrs"], si["unsigned_attrs"]
     signing_time = None
     ess_ok: bool | None = None
     digest_ok = False
@@ -242,6 +243,7 @@ def _verify_signer(
         digest_algorithm=digest_name or digest_oid,
         signature_algorithm=sig_oid,
         signed_attributes=signed_attributes,
+        unsigned_attributes=None if isinstance(unsigned, core.Void) else unsigned,
         digest_ok=digest_ok,
         signature_ok=signature_ok,
         ess_certificate_ok=ess_ok,

@@ -1,10 +1,13 @@
 """GM/T 0029 VerifySignedMessage: a CMS SignedData (RFC 5652, GM/T 0010) as a validation
 report.
 
-``verify_cms`` parses the SignedData (``trust.cms.verify``), then reports on its first
+``verify_cms`` parses the SignedData (``trust.cms.verify``), then reports on each
 SignerInfo: structure, messageDigest, signature (with SM2 diagnostics on failure), the
-signer certificate, the ESS signingCertificate(V2) binding and the signer's certificate
-path at the validation time. Further signers are named in a warning, not validated.
+signer certificate, the ESS signingCertificate(V2) binding, its signature timestamps and
+the signer's certificate path at its validation time. The report's ``signers`` holds one
+report per SignerInfo, in order; the report itself is that of the deciding signer (the
+worst verdict by ``combine``'s precedence, the first of equals), so its indication is
+the worst, and with several signers a ``cms.signers`` warning names which one decided.
 
 Malformed input is a report, not an exception: TOTAL_FAILED/FORMAT_FAILURE with every
 other check not performed, so a caller (the HTTP API) can answer every CMS it is given
@@ -32,11 +35,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from asn1crypto import cms, core, x509
+from asn1crypto import cms, x509
 
 from trust.clock import Clock, SystemClock
 from trust.cms.algorithms import DIGEST_OIDS, digest
-from trust.cms.verify import SignerResult, verify_signed_data
+from trust.cms.verify import SignedDataResult, SignerResult, verify_signed_data
 from trust.errors import MalformedASN1, TrustError
 from trust.keys import SM2PublicKey, load_public_key
 from trust.sm2.backend import DEFAULT_SIGNER_ID, SM2Backend
@@ -61,6 +64,7 @@ from trust.validation.report import (
     TimeSource,
     ValidatedObject,
     ValidationReport,
+    worst,
 )
 from trust.validation.timestamps import TimestampChecker, TimestampOutcome, check_timestamp
 from trust.validation.verify import (
@@ -148,40 +152,96 @@ def verify_cms_detailed(
     trusted = [load_certificate(c) for c in anchors]
     try:
         parsed = verify_signed_data(cms_der, content=data, extra_certificates=extra)
-        # verify_signed_data parsed these bytes strictly: a lazy parse to reach the
-        # SignerInfo's unsigned attributes is safe, and a second full one costs ~10 ms.
-        signer_info = cms.ContentInfo.load(cms_der)["content"]["signer_infos"][0]
     except MalformedASN1 as exc:
         return _format_failure(exc.detail, at, clock)
-    except IndexError:  # parses, but nobody signed it
+    if not parsed.signers:  # parses, but nobody signed it
         return _format_failure("the SignedData has no SignerInfo", at, clock)
 
-    signer, cert = parsed.signers[0], parsed.signers[0].certificate
-    pool = [*parsed.certificates, *extra]
-    validator = PathValidator(trusted, clock=clock, sm2_backend=sm2_backend)
-    tokens = _signature_timestamps(signer_info)
+    context = _Context(
+        parsed=parsed,
+        pool=[*parsed.certificates, *extra],
+        trusted=trusted,
+        validator=PathValidator(trusted, clock=clock, sm2_backend=sm2_backend),
+        at=at,
+        crls=crls,
+        ocsps=ocsps,
+        revocation_mode=revocation_mode,
+        clock=clock,
+        sm2_backend=sm2_backend,
+        timestamp_checker=timestamp_checker,
+    )
+    done = [_signer_report(context, signer) for signer in parsed.signers]
+    reports = tuple(report for report, _ in done)
+    deciding = worst(reports)
+    summary = deciding
+    if len(reports) > 1:
+        position = reports.index(deciding) + 1
+        note = Finding(
+            code="cms.signers",
+            message=f"{len(reports)} signers, each validated (see signers); this verdict is "
+            f"the worst of theirs, that of signer {position}",
+        )
+        summary = deciding.model_copy(update={"warnings": (note, *deciding.warnings)})
+    report = summary.model_copy(update={"signers": reports})
+    tokens = tuple(token for _, stamps in done for token in stamps.tokens)
+    seen = [
+        *context.pool,
+        *trusted,
+        *(c for _, s in done for o in s.outcomes for c in o.certificates),
+    ]
+    return CmsVerification(report, tuple(seen), tokens)
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What every SignerInfo of one SignedData is validated with."""
+
+    parsed: SignedDataResult
+    pool: list[x509.Certificate]  # the CMS's certificates and the supplied ones
+    trusted: list[x509.Certificate]
+    validator: PathValidator
+    at: datetime | None
+    crls: Sequence[CrlInput]
+    ocsps: Sequence[OcspInput]
+    revocation_mode: RevocationMode
+    clock: Clock
+    sm2_backend: SM2Backend | None
+    timestamp_checker: TimestampChecker | None
+
+
+@dataclass(frozen=True)
+class _Stamps:
+    tokens: tuple[bytes, ...]  # the signature timestamp tokens looked at, DER
+    outcomes: tuple[TimestampOutcome, ...]  # their checks (none without a checker)
+
+
+def _signer_report(ctx: _Context, signer: SignerResult) -> tuple[ValidationReport, _Stamps]:
+    """One SignerInfo's report: its own checks, timestamps, proven time and path."""
+    cert, parsed = signer.certificate, ctx.parsed
+    tokens = _signature_timestamps(signer.unsigned_attributes)
     stamps: list[TimestampOutcome] = []
-    if timestamp_checker is not None:
+    if ctx.timestamp_checker is not None:
         stamps = [
             check_timestamp(
                 token,
-                checker=timestamp_checker,
-                validator=validator,
+                checker=ctx.timestamp_checker,
+                validator=ctx.validator,
                 data=signer.signature,
-                intermediates=pool,
-                crls=crls,
-                ocsps=ocsps,
-                revocation_mode=revocation_mode,
+                intermediates=ctx.pool,
+                crls=ctx.crls,
+                ocsps=ctx.ocsps,
+                revocation_mode=ctx.revocation_mode,
             )
             for token in tokens[:MAX_TIMESTAMPS]
         ]
+    at = ctx.at
     proven = [t for s in stamps if (t := s.proven_time) is not None]
     if at is None and proven:
         at = min(proven)
-    validation_time = at if at is not None else clock.now()
+    validation_time = at if at is not None else ctx.clock.now()
     time_source = TimeSource.PROVEN if at is not None else TimeSource.CURRENT
 
-    signature_check, hints = _signature_check(signer, parsed.content, [*pool, *trusted])
+    signature_check, hints = _signature_check(signer, parsed.content, [*ctx.pool, *ctx.trusted])
     checks = [
         _format_check(parsed.content_info_type, parsed.content_type, parsed.detached, signer),
         _digest_check(signer, parsed.content, parsed.problems),
@@ -195,34 +255,27 @@ def verify_cms_detailed(
     if cert is None:
         checks += [_skipped(name, "no signer certificate to validate") for name in _PATH_CHECKS]
     else:
-        path = validator.validate(
+        path = ctx.validator.validate(
             PathRequest(
                 certificate=cert,
-                intermediates=pool,
+                intermediates=ctx.pool,
                 at=at,
-                crls=crls,
-                ocsps=ocsps,
-                revocation_mode=revocation_mode,
+                crls=ctx.crls,
+                ocsps=ctx.ocsps,
+                revocation_mode=ctx.revocation_mode,
                 for_signature=True,
             )
         )
         checks += path.checks()
         checks.append(_key_usage_check(cert, _SIGNING_USAGES, any_of=True))
-        hints += _chain_hints(path, [*pool, *trusted], sm2_backend)
+        hints += _chain_hints(path, [*ctx.pool, *ctx.trusted], ctx.sm2_backend)
         warnings += path.warnings
         warnings += _validity_warnings(cert, validation_time, signer.signing_time)
         chain, revocation = path.chain, path.revocation
-    checks.append(_timestamp_check(len(tokens), stamps, timestamp_checker is not None))
+    checks.append(_timestamp_check(len(tokens), stamps, ctx.timestamp_checker is not None))
     for stamp in stamps:
         if stamp.path is not None:
             revocation += stamp.path.revocation
-    if len(parsed.signers) > 1:
-        warnings.append(
-            Finding(
-                code="cms.additional_signers",
-                message=f"{len(parsed.signers) - 1} further signer(s) not covered by this report",
-            )
-        )
     report = ValidationReport.build(
         validated_object=ValidatedObject.CMS_SIGNATURE,
         checks=checks,
@@ -237,8 +290,7 @@ def verify_cms_detailed(
         warnings=tuple(warnings),
         hints=tuple(hints),
     )
-    seen = [*pool, *trusted, *(c for s in stamps for c in s.certificates)]
-    return CmsVerification(report, tuple(seen), tuple(tokens[:MAX_TIMESTAMPS]))
+    return report, _Stamps(tuple(tokens[:MAX_TIMESTAMPS]), tuple(stamps))
 
 
 _PATH_CHECKS = (
@@ -403,9 +455,8 @@ def _ess_check(signer: SignerResult) -> Check:
     )
 
 
-def _signature_timestamps(signer_info: cms.SignerInfo) -> list[bytes]:
-    unsigned = signer_info["unsigned_attrs"]
-    if isinstance(unsigned, core.Void):
+def _signature_timestamps(unsigned: cms.CMSAttributes | None) -> list[bytes]:
+    if unsigned is None:
         return []
     return [
         value.dump()

@@ -86,7 +86,8 @@ def build_evidence(
 ) -> EvidenceBundle:
     report = verification.report
     certificates = list(dict.fromkeys(c.dump() for c in verification.certificates))
-    anchors = tuple(c.sha256_fingerprint for c in report.chain if c.trust_anchor)
+    chains = [c for each in report.signers or (report,) for c in each.chain]
+    anchors = tuple(dict.fromkeys(c.sha256_fingerprint for c in chains if c.trust_anchor))
     return EvidenceBundle(
         created_at=created_at,
         cms_sha256=hashlib.sha256(cms_der).hexdigest(),

@@ -2,7 +2,8 @@
 
 The verdict comes first, then what it rests on (time, signer, chain, revocation
 evidence), then the checks performed and, separately, the checks NOT performed with
-their reasons, so that the limits of a pass are never further than a glance away.
+their reasons, so that the limits of a pass are never further than a glance away. A
+CMS with several signers shows the overall verdict, then each signer's report in turn.
 """
 
 from __future__ import annotations
@@ -20,13 +21,12 @@ from trust.validation.report import (
 
 
 def render_text(report: ValidationReport) -> str:
-    verdict = report.indication.value
-    if report.sub_indication is not None:
-        verdict += f" / {report.sub_indication.value}"
+    if len(report.signers) > 1:
+        return _several_signers(report)
     lines = [
         f"Validation report (schema {report.schema_version})",
         f"  object:          {report.validated_object.value}",
-        f"  indication:      {verdict}",
+        f"  indication:      {_verdict(report)}",
         f"  validation time: {_time(report.validation_time)} ({report.time_source.value})",
     ]
     if report.claimed_signing_time is not None:
@@ -52,6 +52,26 @@ def render_text(report: ValidationReport) -> str:
         lines += ["", "Hints (diagnostics only; they never change the result)"]
         lines += map(_finding, report.hints)
     return "\n".join(lines) + "\n"
+
+
+def _several_signers(report: ValidationReport) -> str:
+    """The verdict (the worst signer's), then each signer's report in full, indented."""
+    count = len(report.signers)
+    lines = [
+        f"Validation report (schema {report.schema_version})",
+        f"  object:          {report.validated_object.value}, {count} signers",
+        f"  indication:      {_verdict(report)} (the worst of the signers')",
+    ]
+    for i, each in enumerate(report.signers, 1):
+        lines += ["", f"Signer {i} of {count}: {_verdict(each)}"]
+        lines += ["    " + line if line else "" for line in render_text(each).splitlines()]
+    return "\n".join(lines) + "\n"
+
+
+def _verdict(report: ValidationReport) -> str:
+    if report.sub_indication is None:
+        return report.indication.value
+    return f"{report.indication.value} / {report.sub_indication.value}"
 
 
 def _time(when: datetime) -> str:

@@ -294,6 +294,12 @@ class ValidationReport(_Model):
     hints: tuple[Finding, ...] = Field(
         default=(), description="diagnostics on a failure; never a reason to pass"
     )
+    signers: tuple[ValidationReport, ...] = Field(
+        default=(),
+        description="CMS: one report per SignerInfo, in their order. The report's own "
+        "indication is the worst of theirs (never better), and its other fields are those "
+        "of the deciding signer (the first of the worst)",
+    )
 
     @classmethod
     def build(
@@ -325,6 +331,10 @@ class ValidationReport(_Model):
         verdict = combine(self.checks)
         if (self.indication, self.sub_indication) != (verdict.indication, verdict.sub_indication):
             raise ValueError("indication and sub-indication must follow from the checks")
+        # Not better than any signer's; a report built on a CMS one (a PDF signature's)
+        # may add checks of its own and so be worse.
+        if self.signers and _verdict_rank(self) > _verdict_rank(worst(self.signers)):
+            raise ValueError("the indication cannot be better than the worst of the signers'")
         return self
 
     @property
@@ -340,3 +350,21 @@ class ValidationReport(_Model):
             if c.name == name:
                 return c
         raise KeyError(name)
+
+
+_INDICATION_RANK = {
+    Indication.TOTAL_FAILED: 0,
+    Indication.INDETERMINATE: 1,
+    Indication.TOTAL_PASSED: 2,
+}
+
+
+def _verdict_rank(report: ValidationReport) -> tuple[int, int]:
+    sub = report.sub_indication
+    return _INDICATION_RANK[report.indication], len(_RANK) if sub is None else _RANK[sub]
+
+
+def worst(reports: Iterable[ValidationReport]) -> ValidationReport:
+    """The report whose verdict is worst by ``combine``'s precedence (failed, then
+    indeterminate, then the sub-indication's rank); the first of equals."""
+    return min(reports, key=_verdict_rank)
