@@ -442,14 +442,6 @@ class SignerCertificateMismatch(BadRequest):
     title = "Certificate does not match the signer's key or chain"
 
 
-class TimestampUnavailable(Conflict):
-    """A signature timestamp was asked for, but the service has no TSA unit to make it;
-    refused before anything is signed."""
-
-    code = "timestamp_unavailable"
-    title = "No time-stamp unit to stamp the signature"
-
-
 # --- sealed documents (OFD, PDF) ---------------------------------------------
 
 
