@@ -250,6 +250,11 @@ class SealService:
         self._seals: BroadcastCache[str, SealRecord] | None = BroadcastCache.of(
             coordination, SEAL_CHANNEL, cache_seconds, size=256
         )
+        # Verification and the public status check read a seal's history the same way
+        # (a 1-tuple, so that "no such seal" is kept too).
+        self._registered: BroadcastCache[str, tuple[RegisteredSeal | None]] | None = (
+            BroadcastCache.of(coordination, SEAL_CHANNEL, cache_seconds, size=256)
+        )
         # Signer handles by (signer id, actor, key, certificate): making one reads and
         # parses the key's public key; the signer record is still read at every use.
         self._handles: BroadcastCache[tuple[str, Actor, str, bytes], StampSigner] = BroadcastCache(
@@ -266,6 +271,7 @@ class SealService:
         def run() -> SealRecord:
             record = self._new_record(request, actor)
             self._store.add(record, StatusChange(1, SealStatus.APPLIED, record.created_at, actor))
+            self._forget(record.esid)  # an unknown esID may have been looked up before
             return record
 
         return self._audited(
@@ -387,7 +393,15 @@ class SealService:
     def registered(self, esid: str) -> RegisteredSeal | None:
         """The seal made under ``esid`` and its history (for verification); None when the
         registry has no such seal."""
-        return self._store.registered(esid)
+        cache = self._registered
+        if cache is None:
+            return self._store.registered(esid)
+        found = cache.get(esid)
+        if found is None:
+            ticket = cache.ticket()
+            found = (self._store.registered(esid),)
+            cache.put(esid, found, ticket)
+        return found[0]
 
     def history(self, esid: str) -> list[StatusChange]:
         self.get(esid)  # SealNotFound, and a due expiry recorded
@@ -399,7 +413,7 @@ class SealService:
         if at is not None and at.utcoffset() is None:
             raise ValidationFailed("the time must carry a time zone")
         when = at or self._clock.now()
-        seal = self._store.registered(esid)
+        seal = self.registered(esid)
         if seal is None:
             raise SealNotFound(f"no seal {esid}")
         return StatusAnswer(esid, when, seal.status_at(when), seal.valid_start, seal.valid_end)
@@ -560,15 +574,21 @@ class SealService:
         fields: Mapping[str, Any] | None = None,
     ) -> SealRecord:
         changed = self._store.change(record, changes, fields)
-        if self._seals is not None:
-            self._seals.invalidate(record.esid)  # at once here, whatever the broadcast does
+        self._forget(record.esid)
+        return changed
+
+    def _forget(self, esid: str) -> None:
+        """Drop what every worker keeps of the seal (here at once, whatever the broadcast
+        does)."""
+        for cache in (self._seals, self._registered):
+            if cache is not None:
+                cache.invalidate(esid)
         if self._coordination is not None:
             try:
-                self._coordination.publish(SEAL_CHANNEL, record.esid)
+                self._coordination.publish(SEAL_CHANNEL, esid)
             except TrustError:
                 # The change is committed; other workers catch up within cache_seconds.
-                log.warning("could not broadcast the change of seal %s", record.esid)
-        return changed
+                log.warning("could not broadcast the change of seal %s", esid)
 
     def _record_expiry(self, record: SealRecord) -> SealRecord:
         def run() -> SealRecord:

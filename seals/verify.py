@@ -292,6 +292,16 @@ _V4_RANGE = "DER(SES_SealInfo)"
 
 
 def _maker_signature(seal: ParsedSeal, backend: SM2Backend | None) -> Check:
+    # A verifier sees one seal in many stamps: its maker signature is checked once.
+    return _known_maker_signature(seal.der) if backend is None else _check_maker(seal, backend)
+
+
+@lru_cache(maxsize=64)  # keys are whole seals (pictures up to 256 KiB)
+def _known_maker_signature(der: bytes) -> Check:
+    return _check_maker(parse_seal(der), None)
+
+
+def _check_maker(seal: ParsedSeal, backend: SM2Backend | None) -> Check:
     name, sub = CheckName.SEAL_MAKER_SIGNATURE, SubIndication.SEAL_MAKER_SIGNATURE_INVALID
     # (signed bytes, what they are, what a pass means)
     rules = [(seal.maker_signed_bytes, _V1_RANGE, f"over {_V1_RANGE} (v1 rule)")]

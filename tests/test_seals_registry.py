@@ -427,9 +427,21 @@ def test_stamping_caches_are_dropped_by_broadcasts(env: SealEnv, signer: Stampin
     esid = env.active_seal(signer)
     request = StampRequest(esid, signer.signer_id, "/doc", data=b"x")
     assert a.stamp(request, USER).signature
+    assert a.status_at(esid).status is SealStatus.ACTIVE  # verification's read, kept
+    assert a.registered("not-yet") is None
     b.suspend(esid, actor="officer-b")
     with pytest.raises(SealNotActive):
         a.stamp(request, USER)
+    assert a.status_at(esid).status is SealStatus.SUSPENDED
+    b.apply(
+        ApplyRequest(
+            "contract", "后来的章", "测试单位", PNG, "PNG", 40, 40,
+            env.clock.now(), env.clock.now() + timedelta(days=1),
+            signer_certificates=(signer.certificate,), esid="not-yet",
+        ),
+        actor="officer-a",
+    )  # fmt: skip
+    assert a.registered("not-yet") is not None
     b.resume(esid, actor="officer-b")
     assert a.stamp(request, USER).signature
     # A revocation by a CA that broadcasts nothing is not seen while the answer is kept...
