@@ -84,7 +84,10 @@ VERIFY_PUBLIC_WHEN_SET = {
     ("POST", "/v1/documents/verify"),
 }
 # Multipart routes naming their resource in a form field: (method, path) -> field.
-FORM_RESOURCES = {("POST", "/v1/documents/stamp"): "seal_id"}
+FORM_RESOURCES = {
+    ("POST", "/v1/documents/stamp"): "seal_id",
+    ("POST", "/v1/documents/sign"): "signer",
+}
 
 
 @pytest.fixture(params=[True, False], ids=["public_verify", "private_verify"])

@@ -322,3 +322,71 @@ def test_ofd_limits_are_settings(tmp_path: Path) -> None:
     r = _verify(env, sample("v4signed.ofd"))
     assert_problem(r, 400, "document_archive_unsafe")
     assert "XML file" in r.json()["detail"]
+
+
+SIGN = "/v1/documents/sign"
+
+
+def _sign(env: ApiEnv, grant: Grant, signer_id: str, data: bytes, **fields: str) -> httpx.Response:
+    return env.client.post(
+        SIGN,
+        headers=env.headers(grant),
+        data={"signer": signer_id, **fields},
+        files={"file": ("contract.bin", data, "application/octet-stream")},
+    )
+
+
+def test_sign_type_ofd_signature_over_http(env: ApiEnv) -> None:
+    """POST /v1/documents/sign: a Sign-type signature (GM/T 0010 SignedData over
+    SM3(Signature.xml)) by the signer's key-store key; the service verifies it."""
+    services = env.app.state.services
+    provision_defaults(services)  # the TSA units, for timestamp=true
+    signer = _seals(env).add_signer("clerk")
+    grant = Grant(Role.signer, "signer", frozenset({signer.signer_id}))
+    r = _sign(env, grant, signer.signer_id, make_ofd(2), timestamp="true")
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "application/ofd"
+    body = _verify(env, r.content).json()
+    (signature,) = body["signatures"]
+    assert signature["type"] == "Sign" and signature["seal"] is None
+    assert body["indication"] == Indication.TOTAL_PASSED.value, body
+    checks = {c["name"]: c["status"] for c in signature["checks"]}
+    assert checks["references"] == "passed", checks
+    value = read_package(r.content).read("Doc_0/Signs/Sign_0/SignedValue.dat")
+    assert value[:2] == b"\x30\x82"  # DER SignedData, not an SES_Signature
+    assert read_package(r.content).read(SIGNATURE_XML).count(b"StampAnnot") == 0
+
+    # whole protection closes the document, to seals and Sign signatures alike
+    whole = _sign(env, grant, signer.signer_id, r.content, mode="whole")
+    assert whole.status_code == 200, whole.text
+    assert_problem(_sign(env, grant, signer.signer_id, whole.content), 409, "document_protected")
+
+    audit = [(e.action, e.outcome) for e in services.audit.tail(50)]
+    assert ("document.sign", "success") in audit and ("key.sign", "success") in audit
+    assert ("document.sign", "failure") in audit
+
+
+def test_sign_refusals(env: ApiEnv) -> None:
+    signer = _seals(env).add_signer("clerk")
+    other = Grant(Role.signer, "signer", frozenset({"sgn_000000000000000000000000"}))
+    assert_problem(_sign(env, other, signer.signer_id, make_ofd()), 403, "forbidden")
+    seal_only = Grant(Role.signer, "seal", frozenset({"11010000000001"}))
+    assert_problem(_sign(env, seal_only, signer.signer_id, make_ofd()), 403, "forbidden")
+    assert_problem(_sign(env, Grant(Role.verifier), signer.signer_id, make_ofd()), 403, "forbidden")
+    r = env.client.post(SIGN, data={"signer": signer.signer_id}, files={"file": ("a", make_ofd())})
+    assert_problem(r, 401, "unauthenticated")
+
+    grant = Grant(Role.signer, "signer", frozenset({signer.signer_id}))
+    assert_problem(
+        _sign(env, grant, signer.signer_id, make_pdf(1)), 415, "unsupported_document_format"
+    )
+    assert_problem(
+        _sign(env, grant, signer.signer_id, b"PK\x03\x04junk"), 415, "unsupported_document_format"
+    )
+    unknown = Grant(Role.signer)
+    assert_problem(
+        _sign(env, unknown, "sgn_000000000000000000000000", make_ofd()), 404, "signer_not_found"
+    )
+    # No TSA unit in this environment: the service's timestamper names the missing unit.
+    r = _sign(env, grant, signer.signer_id, make_ofd(), timestamp="true")
+    assert_problem(r, 404, "not_found")

@@ -115,3 +115,23 @@ def test_verify_bare_signature_with_a_certificate(cli: CliRunner, tmp_path: Path
     assert (
         "unsupported_document_format" in run(cli, "documents", "verify", str(broken), code=2).output
     )
+
+
+def test_sign_type_signature(cli: CliRunner, tmp_path: Path) -> None:
+    run(cli, "init")
+    clock = FakeClock(datetime.now(UTC))
+    services = build_services(get_settings(), clock=clock)
+    try:
+        signer = service_seal_env(services, clock).add_signer("cli")
+    finally:
+        services.close()
+    document = tmp_path / "contract.ofd"
+    document.write_bytes(make_ofd(1))
+    out = run(cli, "documents", "sign", str(document), "--signer", signer.signer_id).stdout
+    signed = tmp_path / "contract.signed.ofd"
+    assert str(signed) in out
+    (signature,) = verify_ofd(signed.read_bytes()).signatures
+    assert signature.type == "Sign"
+    assert run(cli, "documents", "verify", str(signed)).stdout.startswith("ofd: TOTAL_PASSED")
+    refused = run(cli, "documents", "sign", str(document), "--signer", "sgn_x", code=2)
+    assert "signer_not_found" in refused.output

@@ -1,4 +1,5 @@
-"""``trustctl documents``: stamp an OFD document with a seal, verify a sealed document.
+"""``trustctl documents``: stamp an OFD or PDF document with a seal, sign an OFD document
+(Sign-type signature, no seal), verify a sealed or signed document.
 
 Acts on the configured database and key store as the API workers do (the seal service
 checks the seal and signer; stamps are audited under ``trustctl:<user>``). Verification
@@ -17,7 +18,9 @@ from api.cli.keys import EXIT_ERROR
 from api.cli.tokens import actor
 from api.cli.tsa import services
 
-app = typer.Typer(help="Sealed documents (OFD): stamp with a seal, verify.", no_args_is_help=True)
+app = typer.Typer(
+    help="Sealed documents (OFD, PDF): stamp with a seal, sign, verify.", no_args_is_help=True
+)
 
 _Readable = {"exists": True, "dir_okay": False, "readable": True}
 
@@ -70,6 +73,36 @@ def stamp(
     target = out or file.with_suffix(".stamped" + file.suffix)
     target.write_bytes(stamped.data)
     typer.echo(f"stamped {stamped.format.value}: {target}")
+
+
+@app.command()
+def sign(
+    file: Annotated[Path, typer.Argument(**_Readable, help="the OFD document")],
+    signer: Annotated[str, typer.Option("--signer", help="the signer id (sgn_...)")],
+    whole: Annotated[
+        bool, typer.Option("--whole", help="protect the whole document: no later signatures")
+    ] = False,
+    timestamp: Annotated[bool, typer.Option("--timestamp", help="timestamp the signature")] = False,
+    out: Annotated[
+        Path | None, typer.Option("--out", dir_okay=False, help="default: FILE.signed.ofd")
+    ] = None,
+) -> None:
+    """Add a Sign-type signature (GM/T 0010 SignedData, no seal) by --signer to FILE."""
+    from keystore import Actor
+    from seals.documents.ofd_sign import StampMode
+    from seals.documents.service import SignDocumentRequest
+
+    request = SignDocumentRequest(
+        data=file.read_bytes(),
+        signer_id=signer,
+        mode=StampMode.WHOLE if whole else StampMode.CONTINUE,
+        timestamp=timestamp,
+    )
+    with services() as built:
+        signed = built.documents().sign(request, Actor(actor()))
+    target = out or file.with_suffix(".signed" + file.suffix)
+    target.write_bytes(signed.data)
+    typer.echo(f"signed {signed.format.value}: {target}")
 
 
 @app.command()

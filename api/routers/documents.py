@@ -5,8 +5,10 @@ Uploads are multipart (``file`` plus form fields) and may be as large as
 ``document_max_bytes`` (the body limit of these routes only). Stamping needs ``signer``
 with a grant on the seal (resource type ``seal``, the ``seal_id`` field), and on the
 signer when the token's signer grants are narrowed to signers; the seal service then
-checks the seal's status and that the signer is one the seal lists. Verification is
-public while ``public_verify`` is on, else it needs ``verifier``.
+checks the seal's status and that the signer is one the seal lists. A Sign-type OFD
+signature (no seal) needs ``signer`` with a grant on the signer (the ``signer`` field),
+as the signing routes of ``api/routers/signers.py``. Verification is public while
+``public_verify`` is on, else it needs ``verifier``.
 """
 
 from __future__ import annotations
@@ -22,7 +24,12 @@ from api.security import Resource, public_if, require
 from keystore import Actor
 from seals.documents.ofd_sign import StampMode
 from seals.documents.report import DocumentReport
-from seals.documents.service import OFD_MEDIA_TYPE, PDF_MEDIA_TYPE, StampDocumentRequest
+from seals.documents.service import (
+    OFD_MEDIA_TYPE,
+    PDF_MEDIA_TYPE,
+    SignDocumentRequest,
+    StampDocumentRequest,
+)
 from trust.auth import Principal, Role
 from trust.errors import Forbidden
 
@@ -31,10 +38,25 @@ router = APIRouter(prefix="/v1/documents", tags=["documents"])
 Stamper = Annotated[
     Principal, require(Role.signer, resource=Resource("seal", form_field="seal_id"))
 ]
+Signer = Annotated[
+    Principal, require(Role.signer, resource=Resource("signer", form_field="signer"))
+]
 Verifier = Annotated[Principal | None, public_if("public_verify", Role.verifier)]
 
 MAX_MM = 2000.0  # larger than any page OFD or PDF readers display
 _FILE = File(description="the OFD package or PDF file", examples=["<invoice.ofd bytes>"])
+
+
+def _binary(*media_types: str) -> dict[str, object]:
+    binary = {"schema": {"type": "string", "format": "binary"}, "example": "<bytes>"}
+    return {media: binary for media in media_types}
+
+
+_OFD_FILE = File(description="the OFD package", examples=["<invoice.ofd bytes>"])
+_SIGNER_ID = Form(
+    min_length=1, max_length=64, description="signer id", examples=["sgn_4b1e0c9a7d3f2e6b8a5c1d0f"]
+)
+_MODE = Form(description="continue: later signatures allowed; whole: the document is closed")
 _REPORT_EXAMPLE = {
     "format": "ofd",
     "indication": "TOTAL_PASSED",
@@ -79,10 +101,7 @@ _REPORT_EXAMPLE = {
     responses={
         200: {
             "description": "the stamped document, same format as the upload",
-            "content": {
-                media: {"schema": {"type": "string", "format": "binary"}, "example": "<bytes>"}
-                for media in (OFD_MEDIA_TYPE, PDF_MEDIA_TYPE)
-            },
+            "content": _binary(OFD_MEDIA_TYPE, PDF_MEDIA_TYPE),
         },
         **problem_responses(400, 401, 403, 404, 409, 413, 415, 422, 429),
     },
@@ -97,22 +116,11 @@ async def stamp(
             min_length=1, max_length=64, description="the seal's esID", examples=["11010000000001"]
         ),
     ],
-    signer: Annotated[
-        str,
-        Form(
-            min_length=1,
-            max_length=64,
-            description="signer id",
-            examples=["sgn_4b1e0c9a7d3f2e6b8a5c1d0f"],
-        ),
-    ],
+    signer: Annotated[str, _SIGNER_ID],
     x: Annotated[float, Form(ge=0, le=MAX_MM, description="left edge, mm from the left")],
     y: Annotated[float, Form(ge=0, le=MAX_MM, description="top edge, mm from the top")],
     page: Annotated[int, Form(ge=1, le=100_000, description="1-based page")] = 1,
-    mode: Annotated[
-        StampMode,
-        Form(description="continue: later signatures allowed; whole: the document is closed"),
-    ] = StampMode.CONTINUE,
+    mode: Annotated[StampMode, _MODE] = StampMode.CONTINUE,
     timestamp: Annotated[bool, Form(description="timestamp the seal signature")] = False,
     last_page: Annotated[
         int | None, Form(ge=1, le=100_000, description="riding seal (骑缝章) up to this page")
@@ -136,6 +144,36 @@ async def stamp(
     )
     stamped = await run_in_threadpool(documents.stamp, request, Actor(principal.actor))
     return Response(stamped.data, media_type=stamped.media_type)
+
+
+@router.post(
+    "/sign",
+    response_class=Response,
+    summary="Sign an OFD document with a signer's certificate (Sign-type signature, no seal)",
+    description="GB/T 33190 §18 Sign-type signature: SignedValue.dat is GM/T 0010 "
+    "SignedData over SM3(Signature.xml) by the signer's key in the key store, with its CA "
+    "chain and, with `timestamp`, a token from the service's TSA.",
+    responses={
+        200: {
+            "description": "the signed OFD package",
+            "content": _binary(OFD_MEDIA_TYPE),
+        },
+        **problem_responses(400, 401, 403, 404, 409, 413, 415, 422, 429, 503),
+    },
+)
+async def sign(
+    principal: Signer,
+    documents: DocumentsDep,
+    file: Annotated[UploadFile, _OFD_FILE],
+    signer: Annotated[str, _SIGNER_ID],
+    mode: Annotated[StampMode, _MODE] = StampMode.CONTINUE,
+    timestamp: Annotated[bool, Form(description="timestamp the signature")] = False,
+) -> Response:
+    request = SignDocumentRequest(
+        data=await file.read(), signer_id=signer, mode=mode, timestamp=timestamp
+    )
+    signed = await run_in_threadpool(documents.sign, request, Actor(principal.actor))
+    return Response(signed.data, media_type=signed.media_type)
 
 
 @router.post(

@@ -24,7 +24,7 @@ from keystore.model import Actor
 from seals.documents.bounded import Callback, WorkerLimits, shared_pool
 from seals.documents.detect import detect_format
 from seals.documents.ofd_package import PackageLimits
-from seals.documents.ofd_sign import Placement, Rect, StampMode, stamp_ofd
+from seals.documents.ofd_sign import Placement, Rect, StampMode, sign_ofd, stamp_ofd
 from seals.documents.ofd_verify import SealVerifierFn, verify_ofd
 from seals.documents.pdf_appearance import PdfSeal
 from seals.documents.pdf_appearance import Placement as PdfPlacement
@@ -39,7 +39,13 @@ from timestamp.checker import TokenChecker
 from trust.auth import AuditSink
 from trust.clock import Clock
 from trust.cms import CmsSigner
-from trust.errors import NotFound, TimestampUnavailable, TrustError, ValidationFailed
+from trust.errors import (
+    NotFound,
+    TimestampUnavailable,
+    TrustError,
+    UnsupportedDocumentFormat,
+    ValidationFailed,
+)
 from trust.sm3 import sm3
 from trust.validation.certs import CertificateInput
 
@@ -80,6 +86,17 @@ class StampDocumentRequest:
     timestamp: bool = False
     # A riding seal (骑缝章) from ``page`` to ``last_page``, a slice on each (OFD only).
     last_page: int | None = None
+
+
+@dataclass(frozen=True)
+class SignDocumentRequest:
+    """A Sign-type OFD signature (GB/T 33190 §18, no seal): GM/T 0010 SignedData over
+    SM3(Signature.xml) by the signer registry's signer."""
+
+    data: bytes
+    signer_id: str
+    mode: StampMode = StampMode.CONTINUE
+    timestamp: bool = False
 
 
 @dataclass(frozen=True)
@@ -140,6 +157,41 @@ class DocumentService:
         details["sm3"] = sm3(stamped.data).hex()
         self._audit.append(actor.id, "document.stamp", target=request.seal_id, details=details)
         return stamped
+
+    def sign(self, request: SignDocumentRequest, actor: Actor) -> StampedDocument:
+        """An OFD with one more Sign-type signature; a ``document.sign`` audit record
+        (format, signer, SM3 of the result) beside the key store's ``key.sign``."""
+        details: dict[str, object] = {"signer_id": request.signer_id}
+        try:
+            if detect_format(request.data) is not DocumentFormat.OFD:
+                raise UnsupportedDocumentFormat(
+                    "Sign-type signatures are OFD signatures; a PDF is signed by stamping it"
+                )
+            details["format"] = DocumentFormat.OFD.value
+            if request.timestamp and self._timestamper is None:
+                raise TimestampUnavailable("no time-stamp authority is configured")
+            signers = self._signers()
+            data = sign_ofd(
+                request.data,
+                signer=signers.cms_signer(request.signer_id, actor),
+                chain=signers.chain(request.signer_id),
+                mode=request.mode,
+                timestamp=self._timestamper if request.timestamp else None,
+                limits=self._limits,
+                clock=self._clock,
+            )
+        except TrustError as exc:
+            self._audit.append(
+                actor.id,
+                "document.sign",
+                target=request.signer_id,
+                outcome="failure",
+                details={**details, "code": exc.code},
+            )
+            raise
+        details["sm3"] = sm3(data).hex()
+        self._audit.append(actor.id, "document.sign", target=request.signer_id, details=details)
+        return StampedDocument(data, DocumentFormat.OFD, OFD_MEDIA_TYPE)
 
     def verify(
         self, data: bytes, *, certificates: Sequence[CertificateInput] = ()
