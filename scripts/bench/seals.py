@@ -13,14 +13,16 @@ wall time, best ratio of --rounds; each round measures its raw reference right b
 - sign raw: ``get_backend("openssl")`` private handle ``sign`` of a 32-byte message, one
   thread, in this process;
 - stamp: ``POST /v1/seals/{esid}/stamp`` ``{signer, sm3_b64, property_info}`` (no
-  timestamp), one SES_Signature per request, keep-alive, one client, then --clients;
+  timestamp), one SES_Signature per request, from ``load.http_rate`` (raw-socket
+  keep-alive clients, one process each), one client, then --clients;
 - verify raw: the public handle's ``verify`` of that message, one thread;
 - verify stamp: ``SealVerifier.verify_signature`` in this process (the service's own
   ``Services.seal_verifier()`` over the same database) on a stamp made above with its
   SM3: signer and maker signatures, signer in the seal, both certificate paths (cached
   after the first verification), revocation from the CA's records and the registry
   status at the signing time, every time;
-- verify stamp http: ``POST /v1/verify/seal-signature``, one client (for reference).
+- verify stamp http: ``POST /v1/verify/seal-signature``, one ``http_rate`` client (for
+  reference).
 
 Targets: stamp (1 client) >= 0.4x sign raw; verify stamp >= 0.25x verify raw. The client
 runs on the same host as the server and takes CPU from it.
@@ -46,6 +48,7 @@ from scripts.bench.keystore_http import (  # noqa: E402
     served,
     thread_clients,
 )
+from scripts.bench.load import http_rate  # noqa: E402
 from trust.sm2.select import get_backend  # noqa: E402
 from trust.sm3 import sm3  # noqa: E402
 
@@ -123,13 +126,6 @@ def main() -> None:
         ).encode()
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
         client = thread_clients(base, headers)
-
-        def stamp() -> int:
-            r = client().post(f"/v1/seals/{esid}/stamp", content=body)
-            if r.status_code != 200:
-                raise SystemExit(f"stamp: {r.status_code} {r.text}")
-            return 1
-
         made = client().post(f"/v1/seals/{esid}/stamp", content=body).json()["signature_b64"]
         stamped = base64.b64decode(made)
         verifier = _verifier(var)
@@ -140,11 +136,19 @@ def main() -> None:
             {"signature_b64": made, "sm3_b64": base64.b64encode(DIGEST).decode()}
         ).encode()
 
-        def verify_http() -> int:
-            r = client().post("/v1/verify/seal-signature", content=check_body)
-            if r.status_code != 200 or r.json()["indication"] != "passed":
-                raise SystemExit(f"verify: {r.status_code} {r.text}")
-            return 1
+        r = client().post("/v1/verify/seal-signature", content=check_body)
+        if r.status_code != 200 or r.json()["indication"] != "passed":
+            raise SystemExit(f"verify: {r.status_code} {r.text}")
+
+        def stamp(clients: int) -> Callable[[], float]:
+            path = f"/v1/seals/{esid}/stamp"
+            return lambda: http_rate(
+                base, path, body, headers=headers, seconds=args.seconds, clients=clients
+            )
+
+        def verify_http() -> float:
+            path = "/v1/verify/seal-signature"
+            return http_rate(base, path, check_body, headers=headers, seconds=args.seconds)
 
         def verify_local() -> int:
             verifier.verify_signature(stamped, original_sm3=DIGEST)
@@ -158,24 +162,25 @@ def main() -> None:
             public.verify(MESSAGE, signature)
             return 1
 
-        runs: dict[str, tuple[Callable[[], int], int, Callable[[], int], str]] = {
-            "stamp, 1 client": (stamp, 1, raw_sign, "stamp"),
-            f"stamp, {args.clients} clients": (stamp, args.clients, raw_sign, "stamp"),
-            "verify stamp": (verify_local, 1, raw_verify, "verify"),
-            "verify stamp http, 1 client": (verify_http, 1, raw_verify, "verify"),
+        # name: (measurement, raw reference, target)
+        runs: dict[str, tuple[Callable[[], float], Callable[[], int], str]] = {
+            "stamp, 1 client": (stamp(1), raw_sign, "stamp"),
+            f"stamp, {args.clients} clients": (stamp(args.clients), raw_sign, "stamp"),
+            "verify stamp": (lambda: rate(verify_local, args.seconds), raw_verify, "verify"),
+            "verify stamp http, 1 client": (verify_http, raw_verify, "verify"),
         }
         best: dict[str, tuple[float, float]] = {}
         for _ in range(args.rounds):
-            for name, (op, threads, reference, _target) in runs.items():
+            for name, (measure, reference, _target) in runs.items():
                 raw = rate(reference, args.seconds)
-                measured = rate(op, args.seconds, threads)
+                measured = measure()
                 if name not in best or measured / raw > best[name][1] / best[name][0]:
                     best[name] = (raw, measured)
 
     print(f"1 worker, SQLite; {args.rounds} rounds of {args.seconds:.1f} s; operations/s")
     print(f"{'':30}{'raw':>8}{'seal':>8}{'ratio':>8}{'target':>8}")
     for name, (raw, measured) in best.items():
-        target = TARGETS[runs[name][3]]
+        target = TARGETS[runs[name][2]]
         verdict = "ok" if measured / raw >= target else "MISSED"
         print(f"{name:30}{raw:>8.0f}{measured:>8.0f}{measured / raw:>8.2f}{target:>7.2f} {verdict}")
 
