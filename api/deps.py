@@ -36,7 +36,7 @@ from trust.auth import AuditSink, AuthService
 from trust.clock import Clock, SystemClock
 from trust.coordination import Coordination, build_coordination
 from trust.db import Database
-from trust.errors import ConfigurationError, TrustError
+from trust.errors import ConfigurationError, NotFound, TimestampUnavailable, TrustError
 from trust.settings import Settings
 from trust.validation.certs import load_certificates
 
@@ -147,7 +147,7 @@ class Services:
     def signature_timestamper(self) -> Timestamper:
         """Signature timestamp tokens for the signing service, from the service's TSA
         (looked up at each use, so a TSA configured later is seen)."""
-        return lambda hash_algorithm, digest: self.tsa().issue(hash_algorithm, digest).token
+        return _ServiceTimestamper(self.tsa)
 
     def seals(self) -> SealService:
         """The seal service (registry, lifecycle, stamping), built on first use over the
@@ -308,6 +308,27 @@ async def get_signers(request: Request) -> SignerRegistry:
 
 def get_documents(request: Request) -> DocumentService:
     return get_services(request).documents()
+
+
+class _ServiceTimestamper:
+    """``ca.signers.Timestamper`` over the service's TSA (its default unit)."""
+
+    def __init__(self, tsa: Callable[[], TimestampAuthority]) -> None:
+        self._tsa = tsa
+
+    def check(self) -> None:
+        tsa = self._tsa()
+        try:
+            tsa.unit()
+        except NotFound as exc:
+            raise TimestampUnavailable(f"cannot timestamp the signature: {exc.detail}") from None
+        if not tsa.clock_synchronised():
+            raise TimestampUnavailable(
+                "cannot timestamp the signature: the TSA clock is unsynchronised"
+            )
+
+    def __call__(self, hash_algorithm: str, digest: bytes, /) -> bytes:
+        return self._tsa().issue(hash_algorithm, digest).token
 
 
 async def get_signature_timestamper(request: Request) -> Timestamper:

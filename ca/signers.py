@@ -46,6 +46,7 @@ from trust.errors import (
     KeyPurposeMismatch,
     SignerCertificateMismatch,
     SignerDisabled,
+    TimestampUnavailable,
     UnsupportedAlgorithm,
 )
 from trust.keys import KeyAlgorithm, SignatureScheme
@@ -61,8 +62,18 @@ _T = TypeVar("_T")
 _K = TypeVar("_K")
 _V = TypeVar("_V")
 
-# (digest algorithm name, digest of the signature value) -> DER TimeStampToken.
-Timestamper = Callable[[str, bytes], bytes]
+
+class Timestamper(Protocol):
+    """Signature timestamp tokens (the service's TSA)."""
+
+    def check(self) -> None:
+        """Raise ``TimestampUnavailable`` when no token can be made (no TSA unit). Called
+        before signing: a signature made and then refused its timestamp would already be
+        recorded by the key store."""
+
+    def __call__(self, hash_algorithm: str, digest: bytes, /) -> bytes:
+        """DER TimeStampToken over ``digest``, the signature value's ``hash_algorithm``
+        digest."""
 
 
 class CertificateIssuer(Protocol):
@@ -355,8 +366,10 @@ class SignerRegistry:
         actor: Actor,
         timestamper: Timestamper | None,
     ) -> tuple[list[bytes], CmsProfile]:
-        if options.timestamp and timestamper is None:
-            raise BadRequest("no timestamp authority is configured")
+        if options.timestamp:
+            if timestamper is None:
+                raise TimestampUnavailable("no timestamp authority is configured")
+            timestamper.check()
         record = self._active(signer_id)
         algorithm = Algorithm(record.algorithm).asymmetric
         assert algorithm is not None

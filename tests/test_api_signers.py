@@ -290,3 +290,30 @@ def test_service_verifier_passes_our_cms(env: ApiEnv, sm2_signer: dict[str, Any]
         "/v1/verify/cms", json={**body, "data_b64": b64(b"dox")}, headers=verifier
     )
     assert tampered.json()["indication"] == "TOTAL_FAILED"
+
+
+def test_cms_timestamp_without_a_tsa_unit_is_refused_before_signing(
+    env: ApiEnv, sm2_signer: dict[str, Any]
+) -> None:
+    # make_env's service has no TSA unit (no `trustctl init`).
+    from trust.audit import AuditLog
+
+    sid = sm2_signer["id"]
+    audit = AuditLog(env.db, env.clock)
+    before = max(r.seq for r in audit.tail(1))
+    for path, body in (
+        ("cms", {"data_b64": b64(b"doc"), "timestamp": True}),
+        ("cms:batch", {"items": [{"data_b64": b64(b"doc")}], "timestamp": True}),
+    ):
+        r = env.client.post(f"/v1/signers/{sid}/{path}", json=body, headers=_user(env, sid))
+        problem(r, 503, "timestamp_unavailable")
+        assert "no TSA unit" in r.json()["detail"] or "no default TSA unit" in r.json()["detail"]
+    added = [r for r in audit.tail(1000) if r.seq > before and r.action != "token.create"]
+    # Only the refusals are recorded: the key store made and recorded no signature.
+    assert [(r.action, r.outcome) for r in added] == [("signer.cms", "failure")] * 2, added
+    assert all(r.details == {"code": "timestamp_unavailable"} for r in added)
+    # Without the timestamp the same request signs.
+    r = env.client.post(
+        f"/v1/signers/{sid}/cms", json={"data_b64": b64(b"doc")}, headers=_user(env, sid)
+    )
+    assert r.status_code == 200, r.text

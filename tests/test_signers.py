@@ -23,6 +23,7 @@ from trust.errors import (
     SignerCertificateMismatch,
     SignerDisabled,
     SignerNotFound,
+    TimestampUnavailable,
     UnsupportedAlgorithm,
 )
 from trust.keys import KeyAlgorithm, generate, load_public_key
@@ -166,8 +167,14 @@ def test_cms_options(env: RegistryEnv) -> None:
         env.registry.sign_cms(info.id, [b"x"], CmsOptions(profile="gmt0010"), USER)
     with pytest.raises(BadRequest):
         env.registry.sign_cms(info.id, [b"x"], CmsOptions(profile="pkcs7"), USER)
-    with pytest.raises(BadRequest):  # no TSA given
+    with pytest.raises(TimestampUnavailable):  # no TSA given
         env.registry.sign_cms(info.id, [b"x"], CmsOptions(timestamp=True), USER)
+    stamper = _NoUnit()
+    with pytest.raises(TimestampUnavailable):  # a TSA without a unit: refused before signing
+        env.registry.sign_cms(
+            info.id, [b"x"], CmsOptions(timestamp=True), USER, timestamper=stamper
+        )
+    assert stamper.checked and not stamper.stamped
 
 
 def test_disabled_signer_suspended_and_rotated_key_are_refused(env: RegistryEnv) -> None:
@@ -216,3 +223,18 @@ def test_store_round_trip_on_each_database(database_url: str) -> None:
     finally:
         env.keystore.close()
         env.db.dispose()
+
+
+class _NoUnit:
+    """A ``Timestamper`` whose TSA has no unit."""
+
+    def __init__(self) -> None:
+        self.checked = self.stamped = False
+
+    def check(self) -> None:
+        self.checked = True
+        raise TimestampUnavailable("no TSA unit sm2")
+
+    def __call__(self, hash_algorithm: str, digest: bytes, /) -> bytes:
+        self.stamped = True
+        return b""

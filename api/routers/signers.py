@@ -283,7 +283,7 @@ class CmsBatchResponse(BaseModel):
 
 # --- routes --------------------------------------------------------------------------
 
-_USE_ERRORS = problem_responses(400, 404, 409)
+_USE_ERRORS = problem_responses(400, 404, 409, 503)
 
 
 def _binder(principal: Principal, body: CreateSignerBody) -> Actor:
