@@ -150,7 +150,25 @@ def test_grants_are_narrowed_to_signers(
     problem(
         env.client.post(f"/v1/signers/{sid}/sign", json=body, headers=operator), 403, "forbidden"
     )
-    problem(env.client.get("/v1/signers", headers=_user(env, sid)), 403, "forbidden")
+
+    # Listing: a token narrowed to signers sees exactly those; a grant narrowed to keys
+    # names no signer and is refused; an unnarrowed grant sees all.
+    def listed(headers: dict[str, str]) -> list[str]:
+        r = env.client.get("/v1/signers", headers=headers)
+        assert r.status_code == 200, r.text
+        return sorted(s["id"] for s in r.json()["signers"])
+
+    assert listed(_user(env, sid)) == [sid]
+    assert listed(wrong_signer) == [other["id"]]
+    both = env.headers(
+        Grant.narrowed(Role.signer, [sid], "signer"),
+        Grant.narrowed(Role.key_admin, [other["id"], "sgn_000000000000000000000000"], "signer"),
+    )
+    assert listed(both) == sorted([sid, other["id"]])
+    assert listed(_user(env)) == listed(operator) == sorted([sid, other["id"]])
+    problem(env.client.get("/v1/signers", headers=on_the_key), 403, "forbidden")
+    verifier_only = env.headers(Grant(Role.verifier))
+    problem(env.client.get("/v1/signers", headers=verifier_only), 403, "forbidden")
     assert (
         env.client.post(f"/v1/signers/{sid}/sign", json=body, headers=_user(env)).status_code == 200
     )

@@ -14,14 +14,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, Depends, Path, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import SignersDep, TimestamperDep
 from api.errors import problem_responses
 from api.routers.keys import _EXAMPLE_SIGNATURE, Base64, SignBatchRequest, SignRequest, _b64
-from api.security import Resource, require
+from api.security import Resource, RoleGuard, Rule, require
 from ca.certs import certificate_pem, chain_pem
 from ca.signers import CmsOptions, CreateSignerRequest, IssueSpec, SignerInfo, SignerRegistry
 from keystore import Actor, SignInput, SignResult
@@ -34,7 +34,33 @@ Binder = Annotated[
     Principal, require(Role.key_admin, resource=Resource("key", body_field="key_id"))
 ]
 Manager = Annotated[Principal, require(Role.key_admin)]
-Lister = Annotated[Principal, require(Role.key_admin, Role.ca_operator, Role.signer)]
+_LISTERS = frozenset({Role.key_admin, Role.ca_operator, Role.signer})
+
+
+def _visible(principal: Principal) -> frozenset[str] | None:
+    """The signers the token may list: all (None) with an unnarrowed grant of a listing
+    role, else the ids its grants narrowed to signers name."""
+    grants = [g for g in principal.grants if g.role in _LISTERS]
+    if any(g.resource_ids is None for g in grants):
+        return None
+    return frozenset(
+        i for g in grants if g.resource_type == _SIGNER.type for i in g.resource_ids or ()
+    )
+
+
+class _ListGuard(RoleGuard):
+    """``GET /v1/signers`` names no signer, so the generic rule would refuse grants
+    narrowed to signers (``api.security``); here they count, and the route lists only
+    their signers. Other narrowed grants are refused as usual."""
+
+    async def _authorise(self, request: Request, principal: Principal) -> None:
+        visible = _visible(principal)
+        if visible is None or visible:
+            return
+        await super()._authorise(request, principal)
+
+
+Lister = Annotated[Principal, Depends(_ListGuard(Rule(_LISTERS)))]
 Reader = Annotated[
     Principal, require(Role.key_admin, Role.ca_operator, Role.signer, resource=_SIGNER)
 ]
@@ -312,10 +338,19 @@ async def create_signer(
     return SignerModel.of(info)
 
 
-@router.get("/signers", response_model=SignerList, summary="List signers")
-async def list_signers(_: Lister, signers: SignersDep) -> SignerList:
+@router.get(
+    "/signers",
+    response_model=SignerList,
+    summary="List signers",
+    description="`key_admin`, `ca_operator` or `signer`; a token whose grants are narrowed "
+    "to signers sees only those signers.",
+)
+async def list_signers(principal: Lister, signers: SignersDep) -> SignerList:
     infos = await run_in_threadpool(signers.list_signers)
-    return SignerList(signers=[SignerModel.of(i) for i in infos])
+    visible = _visible(principal)
+    return SignerList(
+        signers=[SignerModel.of(i) for i in infos if visible is None or i.id in visible]
+    )
 
 
 @router.get(
