@@ -153,6 +153,17 @@ PROFILES: dict[str, Profile] = {
             allowed_subject=_ORG_ATTRS | _PERSON_ATTRS,
         ),
         Profile(
+            name="report_signer",
+            version=1,
+            description="the service's validation-report signing key (signed reports). No "
+            "EKU: none is registered for reports, and one without emailProtection would make "
+            "`openssl cms -verify` refuse the reports for their S/MIME purpose check",
+            key_usage=SIGNING_USAGE,
+            key_algorithms=_SM2_ONLY,
+            max_validity=timedelta(days=5 * 365),
+            allowed_subject=_ORG_ATTRS,
+        ),
+        Profile(
             name="tsa",
             version=1,
             description="time-stamping unit (RFC 3161 §2.3: EKU timeStamping, critical)",
