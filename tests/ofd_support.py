@@ -1,8 +1,10 @@
 """Test support for OFD: the sample packages, ofdrw's test signer certificate, rewriting
-a package, raw zips for hostile-archive tests, and a generated unsigned OFD."""
+a package, raw zips for hostile-archive tests, a generated unsigned OFD and a signed
+package of two documents."""
 
 from __future__ import annotations
 
+import base64
 import io
 import subprocess
 import zipfile
@@ -14,8 +16,10 @@ from asn1crypto import pem, x509
 from api.deps import Services
 from ca.service import CreateCaRequest
 from seals.build import build_seal, build_signature, build_tbs_sign
-from seals.documents.ofd_package import read_package
-from seals.documents.ofd_sign import SealSignatureFn
+from seals.documents import ofd_xml as x
+from seals.documents.ofd_package import OfdPackage, read_package
+from seals.documents.ofd_sign import Placement, Rect, SealSignatureFn, stamp_ofd
+from seals.documents.ofd_structure import signature_file, signature_list
 from seals.documents.ofd_xml import NS
 from tests.seals_helpers import NOW, Identity, SealEnv, seal_info
 from trust.audit import AuditLog
@@ -115,6 +119,48 @@ def make_ofd(pages: int = 1, filler: int = 0) -> bytes:
         for name, data in files.items():
             archive.writestr(name, data)
     return out.getvalue()
+
+
+def two_documents(seal_signature: SealSignatureFn) -> bytes:
+    """A package of two documents (two DocBody, Doc_0 and Doc_1), each sealed once.
+
+    Our stamping signs the first document and covers OFD.xml, which naming the second
+    document changes; so Doc_0 is stamped alone, Doc_1 is its copy with its own
+    signature list, and both Signature.xml files get their CheckValues recomputed and a
+    new SES_Signature, as a producer signing each document in turn would write them."""
+    stamped = read_package(
+        stamp_ofd(
+            make_ofd(2), seal_signature=seal_signature, placement=Placement(1, Rect(20, 30, 40, 40))
+        )
+    )
+    files = {name: stamped.read(name) for name in stamped}
+    for name in list(files):
+        if name.startswith("Doc_0/"):
+            files["Doc_1/" + name[len("Doc_0/") :]] = files[name].replace(b"/Doc_0/", b"/Doc_1/")
+    ofd = files["OFD.xml"]
+    body = ofd[ofd.index(b"<ofd:DocBody>") : ofd.index(b"</ofd:DocBody>") + len(b"</ofd:DocBody>")]
+    second = body.replace(b"Doc_0/", b"Doc_1/").replace(b"0123456789abcdef", b"fedcba9876543210")
+    files["OFD.xml"] = ofd.replace(body, body + second)
+    package = read_package(raw_zip(list(files.items())))
+    for doc in ("Doc_0", "Doc_1"):
+        listed = signature_list(package, f"{doc}/Signs/Signatures.xml")
+        for entry in listed.entries:
+            package = _resealed(package, entry.location, seal_signature)
+    return package.to_bytes()
+
+
+def _resealed(package: OfdPackage, location: str, seal_signature: SealSignatureFn) -> OfdPackage:
+    """The signature at ``location`` with every CheckValue recomputed and sealed again."""
+    root = x.parse(package.read(location), location, "Signature")
+    for ref in root.iter(x.q("Reference")):
+        name = ref.get("FileRef", "").lstrip("/")
+        value = x.child(ref, "CheckValue")
+        assert value is not None
+        value.text = base64.b64encode(sm3(package.read(name))).decode()
+    xml = x.serialise(root)
+    value_path = signature_file(package, location).signed_value
+    signed = seal_signature(sm3(xml), "/" + location)
+    return package.with_files({location: xml, value_path: signed})
 
 
 def seal_signer(maker: Identity, signer: Identity, when: datetime = NOW) -> SealSignatureFn:

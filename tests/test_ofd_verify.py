@@ -17,7 +17,15 @@ from seals.verify import CheckName as SealCheckName
 from seals.verify import CheckStatus as SealCheckStatus
 from seals.verify import SubIndication as SealSubIndication
 from seals.verify import VerificationResult
-from tests.ofd_support import change_one_byte, ofdrw_user_certificate, rewrite, sample
+from tests.ofd_support import (
+    change_one_byte,
+    ofdrw_user_certificate,
+    rewrite,
+    sample,
+    seal_signer,
+    two_documents,
+)
+from tests.seals_helpers import identity
 from trust.errors import DocumentMalformed, DocumentXmlInvalid
 from trust.validation.report import CheckStatus, Indication, SubIndication
 
@@ -201,3 +209,47 @@ def test_many_references_to_one_large_file_hash_it_once() -> None:
     (signature,) = verify_ofd(data).signatures
     assert time.monotonic() - started < 30.0  # hashed per Reference: minutes
     assert signature.check("references").status is CheckStatus.FAILED
+
+
+def test_every_document_of_a_package_is_verified() -> None:
+    """Two DocBody, each with its own signature list: every signature is reported with
+    its document, each document gets a summary, and a change in the second document's
+    page fails its signature only."""
+    package = two_documents(seal_signer(identity("maker"), identity("signer")))
+    report = verify_ofd(package)
+    assert [(s.document, s.id) for s in report.signatures] == [(0, "1"), (1, "1")]
+    assert report.indication is Indication.TOTAL_PASSED, report
+    assert [(d.index, d.location, d.signatures, d.indication) for d in report.documents] == [
+        (0, "/Doc_0/Document.xml", 1, Indication.TOTAL_PASSED),
+        (1, "/Doc_1/Document.xml", 1, Indication.TOTAL_PASSED),
+    ]
+    assert report.unprotected_files == (
+        "/Doc_0/Signs/Signatures.xml",
+        "/Doc_1/Signs/Signatures.xml",
+    )
+
+    page = "Doc_1/Pages/Page_1/Content.xml"
+    changed = verify_ofd(
+        rewrite(package, {page: change_one_byte(read_package(package).read(page))})
+    )
+    first, second = changed.signatures
+    assert first.indication is Indication.TOTAL_PASSED
+    assert second.check("references").status is CheckStatus.FAILED
+    assert f"/{page} (mismatch)" in (second.check("references").message or "")
+    assert [d.indication for d in changed.documents] == [
+        Indication.TOTAL_PASSED,
+        Indication.TOTAL_FAILED,
+    ]
+    assert changed.indication is Indication.TOTAL_FAILED
+
+
+def test_a_document_without_signatures_is_reported_as_such() -> None:
+    package = read_package(two_documents(seal_signer(identity("maker"), identity("signer"))))
+    ofd = package.read("OFD.xml")
+    unsigned = ofd.replace(b"<ofd:Signatures>/Doc_1/Signs/Signatures.xml</ofd:Signatures>", b"")
+    assert unsigned != ofd
+    report = verify_ofd(package.with_files({"OFD.xml": unsigned}))
+    assert len(report.signatures) == 1
+    (_, second) = report.documents
+    assert second.signatures == 0
+    assert second.sub_indication is SubIndication.SIGNED_DATA_NOT_FOUND

@@ -1,8 +1,9 @@
 """Where things are in an OFD package (GB/T 33190 §7, §18): the document root, its
 pages, the signature list and each signature's description, read from the XML.
 
-Only the first document of a package (the first ``DocBody``) is signed or verified:
-that is where every producer we know puts it, and a second one is reported as such.
+A package may hold several documents (one ``DocBody`` each, with its own DocRoot and
+signature list): verification reads them all; signing adds to the first, where every
+producer we know puts the document.
 """
 
 from __future__ import annotations
@@ -76,30 +77,43 @@ class SignatureFile:
 
 
 @dataclass(frozen=True)
-class DocumentLayout:
-    root: etree._Element  # OFD.xml
+class DocBody:
     doc_root: str  # package name of Document.xml
     signatures: str | None  # package name of Signatures.xml, when there is one
-    documents: int  # DocBody count
+
+
+@dataclass(frozen=True)
+class DocumentLayout:
+    root: etree._Element  # OFD.xml
+    bodies: tuple[DocBody, ...]  # at least one, in OFD.xml order
+
+    @property
+    def doc_root(self) -> str:
+        """The first document's Document.xml: the one signing adds to."""
+        return self.bodies[0].doc_root
+
+    @property
+    def signatures(self) -> str | None:
+        return self.bodies[0].signatures
 
 
 def layout(package: OfdPackage) -> DocumentLayout:
     if OFD_XML not in package:
         raise DocumentMalformed("the package has no OFD.xml: not an OFD document")
     root = x.parse(package.read(OFD_XML), OFD_XML, "OFD")
-    bodies = x.children(root, "DocBody")
+    bodies = []
+    for n, body in enumerate(x.children(root, "DocBody"), start=1):
+        doc_root = x.text(x.child(body, "DocRoot"))
+        if not doc_root:
+            raise DocumentMalformed(f"/OFD.xml: DocBody {n} has no DocRoot")
+        signatures = x.text(x.child(body, "Signatures"))
+        bodies.append(DocBody(resolve(doc_root), resolve(signatures) if signatures else None))
     if not bodies:
         raise DocumentMalformed("/OFD.xml has no DocBody")
-    doc_root = x.text(x.child(bodies[0], "DocRoot"))
-    if not doc_root:
-        raise DocumentMalformed("/OFD.xml: the first DocBody has no DocRoot")
-    signatures = x.text(x.child(bodies[0], "Signatures"))
-    return DocumentLayout(
-        root=root,
-        doc_root=resolve(doc_root),
-        signatures=resolve(signatures) if signatures else None,
-        documents=len(bodies),
-    )
+    lists = [b.signatures for b in bodies if b.signatures is not None]
+    if len({b.doc_root for b in bodies}) < len(bodies) or len(set(lists)) < len(lists):
+        raise DocumentMalformed("/OFD.xml names one DocRoot or Signatures for two documents")
+    return DocumentLayout(root=root, bodies=tuple(bodies))
 
 
 def pages(package: OfdPackage, doc_root: str) -> tuple[Page, ...]:

@@ -1,4 +1,5 @@
-"""Verification of every signature in an OFD package (GB/T 33190 §18, standards.md §8).
+"""Verification of every signature in an OFD package (GB/T 33190 §18, standards.md §8):
+every document (DocBody) of the package, each with its own signature list.
 
 Per signature, in order: the References (each file's SM3 recomputed), whether it was
 added after a whole-protecting signature, then what SignedValue.dat holds:
@@ -8,7 +9,9 @@ added after a whole-protecting signature, then what SignedValue.dat holds:
 - Sign type: a GM/T 0010 SignedData over SM3(Signature.xml) (``verify_cms``), or a bare
   DER SM2 signature over the Signature.xml bytes (ofdrw ``DigitalSignContainer``), which
   carries no certificate: it verifies only against ``certificates`` given by the caller.
-Files no signature covers are listed; a package that is not a readable OFD is a 4xx.
+Files no signature covers are listed; each document gets a summary (the worst verdict of
+its signatures, SIGNED_DATA_NOT_FOUND without any) and the package the worst over all
+signatures. A package that is not a readable OFD is a 4xx.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from asn1crypto import core, x509
 
 from seals.documents.ofd_package import OfdPackage, PackageLimits, read_package
 from seals.documents.ofd_structure import (
+    DocBody,
     SignatureEntry,
     SignatureFile,
     layout,
@@ -29,10 +33,12 @@ from seals.documents.ofd_structure import (
 from seals.documents.report import (
     DocumentFormat,
     DocumentReport,
+    DocumentSummary,
     ReferenceResult,
     ReferenceStatus,
     SealSummary,
     SignatureReport,
+    document_summary,
 )
 from seals.parse import parse_signature
 from seals.verify import Check as SealCheck
@@ -92,24 +98,42 @@ def verify_ofd(
         sm2_backend,
     )
     warnings: list[Finding] = []
-    if structure.documents > 1:
-        warnings.append(
-            Finding(
-                code="ofd.more_documents",
-                message=f"{structure.documents} documents; only the first is verified",
-            )
-        )
-    entries: tuple[SignatureEntry, ...] = ()
-    if structure.signatures is not None:
-        entries = signature_list(package, structure.signatures).entries
-    if len(entries) > MAX_SIGNATURES:
-        raise DocumentMalformed(f"more than {MAX_SIGNATURES} signatures")
     reports: list[SignatureReport] = []
+    documents: list[DocumentSummary] = []
     covered: set[str] = set()
+    for index, body in enumerate(structure.bodies):
+        entries: tuple[SignatureEntry, ...] = ()
+        if body.signatures is not None:
+            entries = signature_list(package, body.signatures).entries
+        if len(reports) + len(entries) > MAX_SIGNATURES:
+            raise DocumentMalformed(f"more than {MAX_SIGNATURES} signatures")
+        found = _document(verifier, index, body, entries, covered, warnings)
+        documents.append(document_summary(index, "/" + body.doc_root, found))
+        reports.extend(found)
+    return DocumentReport.build(
+        format=DocumentFormat.OFD,
+        signatures=reports,
+        documents=tuple(documents),
+        unprotected_files=tuple("/" + n for n in package.names if n not in covered),
+        warnings=tuple(warnings),
+    )
+
+
+def _document(
+    verifier: _Verifier,
+    index: int,
+    body: DocBody,
+    entries: tuple[SignatureEntry, ...],
+    covered: set[str],
+    warnings: list[Finding],
+) -> tuple[SignatureReport, ...]:
+    """The reports on one document's signatures, in list order; what they cover is added
+    to ``covered`` and a signature after whole protection to ``warnings``."""
+    reports: list[SignatureReport] = []
     protected_by: str | None = None  # id of the first whole-protecting signature
     for entry in entries:
-        described = signature_file(package, entry.location)
-        report = verifier.signature(entry, described, structure.signatures, protected_by)
+        described = signature_file(verifier.package, entry.location)
+        report = verifier.signature(entry, described, body.signatures, protected_by, index)
         if report.whole_protected and protected_by is None:
             protected_by = entry.id
         reports.append(report)
@@ -119,16 +143,11 @@ def verify_ofd(
         warnings.append(
             Finding(
                 code="ofd.signed_after_whole_protection",
-                message=f"signatures were added after signature {protected_by}, "
-                "which protects the whole document",
+                message=f"document {index}: signatures were added after signature "
+                f"{protected_by}, which protects the whole document",
             )
         )
-    return DocumentReport.build(
-        format=DocumentFormat.OFD,
-        signatures=reports,
-        unprotected_files=tuple("/" + n for n in package.names if n not in covered),
-        warnings=tuple(warnings),
-    )
+    return tuple(reports)
 
 
 class _Verifier:
@@ -157,6 +176,7 @@ class _Verifier:
         described: SignatureFile,
         signatures_xml: str | None,
         protected_by: str | None,
+        document: int,
     ) -> SignatureReport:
         original = self.package.read(entry.location)
         signed_value = self.package.read(described.signed_value)
@@ -169,6 +189,7 @@ class _Verifier:
             checks += self._seal(signed_value, original, fields)
         return SignatureReport.build(
             id=entry.id,
+            document=document,
             type=entry.type,
             location="/" + entry.location,
             signing_time=described.date_time or None,

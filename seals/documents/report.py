@@ -48,7 +48,8 @@ class SealSummary(_Model):
 
 
 class SignatureReport(_Model):
-    id: str
+    id: str = Field(description="the ID in its document's signature list")
+    document: int = Field(0, description="0-based index of its document (OFD DocBody)")
     type: str = Field(description="Seal (electronic seal) or Sign (plain signature)")
     location: str = Field(description="the signature's description file, e.g. Signature.xml")
     indication: Indication
@@ -90,11 +91,24 @@ class SignatureReport(_Model):
         raise KeyError(name)
 
 
+class DocumentSummary(_Model):
+    """One document of a package (OFD DocBody): the worst of its signatures' verdicts."""
+
+    index: int = Field(description="0-based, in OFD.xml order")
+    location: str = Field(description="its root file, e.g. /Doc_0/Document.xml")
+    indication: Indication
+    sub_indication: SubIndication | None
+    signatures: int = Field(description="how many signatures this document's list holds")
+
+
 class DocumentReport(_Model):
     format: DocumentFormat
     indication: Indication = Field(description="the worst of the signatures' indications")
     sub_indication: SubIndication | None
     signatures: tuple[SignatureReport, ...]
+    documents: tuple[DocumentSummary, ...] = Field(
+        (), description="per document of an OFD package (DocBody); empty for a PDF"
+    )
     unprotected_files: tuple[str, ...] = Field(
         (), description="package files no signature covers (their changes go unnoticed)"
     )
@@ -117,7 +131,21 @@ class DocumentReport(_Model):
         )
 
 
+def document_summary(
+    index: int, location: str, signatures: tuple[SignatureReport, ...]
+) -> DocumentSummary:
+    indication, sub_indication = _summary(signatures)
+    return DocumentSummary(
+        index=index,
+        location=location,
+        indication=indication,
+        sub_indication=sub_indication,
+        signatures=len(signatures),
+    )
+
+
 def _summary(signatures: tuple[SignatureReport, ...]) -> tuple[Indication, SubIndication | None]:
+    """The worst signature verdict; no signature at all is SIGNED_DATA_NOT_FOUND."""
     if not signatures:
         return Indication.INDETERMINATE, SubIndication.SIGNED_DATA_NOT_FOUND
     # Each signature's verdict as one check: the document is as good as its worst one.
