@@ -89,3 +89,62 @@ def test_signed_without_a_ca_is_ca_not_found(tmp_path: Path) -> None:
     assert "trustctl init" in r.json()["detail"]
     plain = env.client.post("/v1/verify/cms", json={"cms_b64": base64.b64encode(cms).decode()})
     assert plain.status_code == 200 and "indication" in plain.json()
+
+
+def _report_certificate(signed_cms: bytes) -> x509.Certificate:
+    from trust.cms import verify_signed_data
+
+    cert = verify_signed_data(signed_cms).signers[0].certificate
+    assert cert is not None
+    return cert
+
+
+def test_report_certificate_has_the_report_signer_profile(tmp_path: Path) -> None:
+    env, roots = initialised(tmp_path)
+    body = {"token_b64": base64.b64encode(b"\x30\x00").decode()}
+    _, signed_cms = signed(env, "/v1/verify/timestamp", body)
+    cert = _report_certificate(signed_cms)
+    assert set(cert.key_usage_value.native) == {"digital_signature", "non_repudiation"}
+    assert cert.extended_key_usage_value is None and not cert.ca
+    services = env.app.state.services
+    (record,) = services.ca().list_certificates(profile="report_signer")
+    assert int(record.serial_hex, 16) == cert.serial_number
+    assert not services.ca().list_certificates(profile="seal_maker")
+    check = verify_cms(signed_cms, anchors=roots, clock=env.clock)
+    assert check.indication is Indication.TOTAL_PASSED, render_text(check)
+
+
+def test_a_store_from_before_the_profile_keeps_its_key(tmp_path: Path) -> None:
+    """A report key certified under seal_maker (as before report_signer existed) is
+    certified again under report_signer and goes on signing."""
+    from api.report_signing import REPORT_ACTOR, REPORT_KEY_LABEL
+    from ca.issue import IssueRequest
+    from keystore.model import Algorithm, GenerateRequest, Purpose
+
+    env, roots = initialised(tmp_path)
+    services = env.app.state.services
+    ca, keystore = services.ca(), services.keystore()
+    key = keystore.generate(
+        GenerateRequest(REPORT_KEY_LABEL, Algorithm.SM2, Purpose.SIGN), REPORT_ACTOR
+    )
+    issuing = next(c for c in ca.list_cas() if c.name == env.settings.ca_default_sm2_issuing_name)
+    spki = keystore.public_key(key.id).spki_der
+    subject = {
+        "country_name": "CN",
+        "organization_name": env.settings.ca_default_organization,
+        "common_name": f"{env.settings.ca_default_organization} Verification Reports",
+    }
+    ca.issue(IssueRequest(issuing.id, "seal_maker", public_key=spki, subject=subject))
+
+    body = {"token_b64": base64.b64encode(b"\x30\x00").decode()}
+    _, signed_cms = signed(env, "/v1/verify/timestamp", body)
+    cert = _report_certificate(signed_cms)
+    assert cert.public_key.dump() == spki  # the same key, no new one
+    assert [k.id for k in keystore.list_keys(REPORT_ACTOR) if k.label == REPORT_KEY_LABEL] == [
+        key.id
+    ]
+    (record,) = ca.list_certificates(profile="report_signer")
+    assert int(record.serial_hex, 16) == cert.serial_number
+    assert len(ca.list_certificates(profile="seal_maker")) == 1  # left as it was
+    check = verify_cms(signed_cms, anchors=roots, clock=env.clock)
+    assert check.indication is Indication.TOTAL_PASSED, render_text(check)
