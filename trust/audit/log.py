@@ -35,7 +35,7 @@ from trust.audit.encoding import (
     check_details,
     checkpoint_encoding,
     format_time,
-    record_encoding,
+    record_encoding_json,
 )
 from trust.audit.schema import audit_checkpoint, audit_head, audit_record
 from trust.audit.signing import CheckpointSigner, CheckpointVerifier
@@ -285,7 +285,6 @@ class AuditLog:
             {"actor": actor, "action": action, "target": target, "request_id": request_id}
         )
         details_json = check_details(details).decode("utf-8")
-        parsed_details = json.loads(details_json)
         with chain_transaction(self._db, self._sql) as tx:
             head_seq, head_hash = tx.head()
             seq = head_seq + 1
@@ -293,7 +292,7 @@ class AuditLog:
             time = format_time(self._clock.now())
             digest = chain_hash(
                 head_hash,
-                record_encoding(
+                record_encoding_json(
                     seq=seq,
                     time=time,
                     actor=actor,
@@ -301,7 +300,7 @@ class AuditLog:
                     target=target,
                     outcome=outcome_value,
                     request_id=request_id,
-                    details=parsed_details,
+                    details_json=details_json,
                 ),
             )
             entry = AuditEntry(
@@ -516,7 +515,7 @@ class _Walk:
             details = json.loads(e.details_json)
             if canonical_json(details).decode("utf-8") != e.details_json:
                 return self._fail(e.seq, Fault.ALTERED, "details are not in canonical form")
-            encoding = record_encoding(
+            encoding = record_encoding_json(
                 seq=e.seq,
                 time=e.time,
                 actor=e.actor,
@@ -524,7 +523,7 @@ class _Walk:
                 target=e.target,
                 outcome=e.outcome,
                 request_id=e.request_id,
-                details=details,
+                details_json=e.details_json,
             )
         except (ValueError, TrustError):
             return self._fail(e.seq, Fault.ALTERED, "details are not canonical JSON")
