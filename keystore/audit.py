@@ -1,13 +1,14 @@
 """How the key store writes to the audit log, and group commit for signatures.
 
 Every signature is audited before it is returned, so a crash can never leave a
-signature without its record. To keep that from costing one database
-transaction per signature under load, concurrent signers share commits: the
-first signer to arrive writes the records of everyone queued behind it in one
-append, and the next waiting signer takes over when more arrive meanwhile. A
-lone signer writes its own ordinary record (actor = the caller); a group is one
-``key.sign.batch`` record. ``record_many`` queues a whole batch of one caller's
-signatures (``KeyStore.sign_many``) as one entry of that same queue.
+signature without its record. The record (caller, key, version, digest) is known
+before the signature is computed, so the key store submits it first and signs while
+a writer thread commits it, then waits for that commit: the commit overlaps the
+signing (OpenSSL releases the GIL) instead of following it. Records submitted while
+a write is in flight share the next transaction (group commit). A lone submission of
+one signature is an ordinary ``key.sign`` record (actor = the caller); anything more
+is ``key.sign.batch``. ``submit`` takes a whole batch of one caller's signatures
+(``KeyStore.sign_many``) as one entry of the queue.
 
 A ``key.sign.batch`` record lists signatures compactly, grouped by caller, key,
 version and kind of digest: ``{"count": n, "groups": [{"actor", "key", "version",
@@ -23,15 +24,16 @@ import logging
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
+
+from trust.sm3 import sm3
 
 log = logging.getLogger(__name__)
 
 SYSTEM_ACTOR = "system:keystore"
 # Bytes of a batch record's details, under the audit log's 16 KiB cap with room to spare.
 DETAILS_BUDGET = 15_000
-# Signatures one leader writes before handing over, so no signer waits behind an endless queue.
+# Signatures one write takes at most, so no signer waits behind an endless queue.
 MAX_GROUP = 1_000
 _GROUP_OVERHEAD = 100  # the JSON around one group, besides its actor and key
 
@@ -50,27 +52,58 @@ class AuditSink(Protocol):
     ) -> object: ...
 
 
-@dataclass(frozen=True)
-class SignatureRecord:
+class SignatureRecord(NamedTuple):
+    """One signature to record (a named tuple: built on every signature, and cheaper)."""
+
     actor: str
     key_id: str
     version: int
-    digest_hex: str
-    digest_of: str  # "message-sm3" (SM3 of the message) or "prehashed" (the value signed)
+    data: bytes  # the message signed, or with ``prehashed`` the digest signed
+    prehashed: bool
+
+    @property
+    def digest_of(self) -> str:
+        return "prehashed" if self.prehashed else "message-sm3"
+
+    @property
+    def digest_hex(self) -> str:
+        """What the record names: the digest signed, or SM3 of the message (hashed by the
+        writer thread, off the signer's path)."""
+        return (self.data if self.prehashed else sm3(self.data)).hex()
 
 
-@dataclass
-class _Waiter:
-    records: list[SignatureRecord]
-    # Only a signer that has to wait gets one: the uncontended path makes no Event.
-    event: threading.Event | None = None
-    promoted: bool = False
-    done: bool = False
-    error: BaseException | None = None
+class Pending:
+    """A submitted group of records; ``wait`` returns once they are committed (or raises
+    the write's error)."""
+
+    __slots__ = ("records", "_lock", "error")
+
+    def __init__(self, records: list[SignatureRecord]) -> None:
+        self.records = records
+        self.error: BaseException | None = None
+        # A raw lock held until the write ends: the cheapest thing a thread can block on.
+        self._lock = threading.Lock()
+        self._lock.acquire()
+
+    def finish(self, error: BaseException | None) -> None:
+        self.error = error
+        self._lock.release()
+
+    def wait(self) -> None:
+        self._lock.acquire()
+        self._lock.release()  # a second wait returns at once
+        if self.error is not None:
+            raise self.error
 
 
 class SignatureAudit:
-    """Group commit of signature records; ``record`` returns once the record is durable."""
+    """Durable signature records, written by one writer thread per key store.
+
+    ``submit`` queues records and returns at once, so the caller computes its
+    signatures while the writer commits; ``wait`` on the result returns only once
+    they are committed. Whatever was queued while a write was in flight goes into the
+    next one (group commit), up to ``max_group`` signatures a transaction.
+    """
 
     def __init__(
         self, sink: AuditSink, *, budget: int = DETAILS_BUDGET, max_group: int = MAX_GROUP
@@ -78,67 +111,72 @@ class SignatureAudit:
         self._sink = sink
         self._budget = budget
         self._max = max_group
-        self._lock = threading.Lock()
-        self._queue: list[_Waiter] = []
-        self._busy = False
+        self._cond = threading.Condition(threading.Lock())
+        self._queue: list[Pending] = []
+        self._closing = False
+        self._thread: threading.Thread | None = None
 
     def record(self, record: SignatureRecord) -> None:
         self.record_many([record])
 
     def record_many(self, records: Sequence[SignatureRecord]) -> None:
         """Returns once every record is durable (in as few audit records as the cap allows)."""
-        if not records:
-            return
-        me = _Waiter(list(records))
-        with self._lock:
-            lead = not self._busy
-            if not lead:
-                me.event = threading.Event()
-            self._queue.append(me)
-            self._busy = True
-        while not lead:
-            assert me.event is not None
-            me.event.wait()
-            me.event.clear()
-            if me.done:
-                break
-            lead = me.promoted
-        if lead:
-            self._lead()
-        if me.error is not None:
-            raise me.error
+        if records:
+            self.submit(records).wait()
 
-    def _lead(self) -> None:
-        with self._lock:
-            # Whole waiters up to max_group signatures; always at least the first one.
-            taken, count = 1, len(self._queue[0].records)
-            while taken < len(self._queue):
-                more = len(self._queue[taken].records)
-                if count + more > self._max:
-                    break
-                taken, count = taken + 1, count + more
-            batch = self._queue[:taken]
-            del self._queue[:taken]
-        error: BaseException | None = None
-        try:
-            write_records(self._sink, [r for w in batch for r in w.records], self._budget)
-        except BaseException as exc:  # handed to every signer of the batch, then re-raised
-            error = exc
-        with self._lock:
-            for w in batch:
-                w.error, w.done = error, True
-                if w.event is not None:
-                    w.event.set()
-            if self._queue:
-                successor = self._queue[0]
-                successor.promoted = True
-                assert successor.event is not None  # it was queued behind a leader
-                successor.event.set()
-            else:
-                self._busy = False
+    def submit(self, records: Sequence[SignatureRecord]) -> Pending:
+        pending = Pending(list(records))
+        with self._cond:
+            if self._thread is None or not self._thread.is_alive():
+                # Started on first use (and again after close, or in a forked child).
+                self._closing = False
+                self._thread = threading.Thread(
+                    target=self._run, name="keystore-audit", daemon=True
+                )
+                self._thread.start()
+            self._queue.append(pending)
+            self._cond.notify()
+        return pending
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._queue or self._closing)
+                if not self._queue:
+                    self._thread = None  # under the lock: a later submit starts a new one
+                    return
+                batch = self._take()
+            error: BaseException | None = None
+            try:
+                write_records(self._sink, [r for p in batch for r in p.records], self._budget)
+            except BaseException as exc:  # each signer of the batch raises it
+                error = exc
+            for p in batch:
+                p.finish(error)
+
+    def _take(self) -> list[Pending]:
+        """Whole submissions up to max_group signatures; always at least the first one."""
+        taken, count = 1, len(self._queue[0].records)
+        while taken < len(self._queue):
+            more = len(self._queue[taken].records)
+            if count + more > self._max:
+                break
+            taken, count = taken + 1, count + more
+        batch = self._queue[:taken]
+        del self._queue[:taken]
+        return batch
 
     def close(self) -> None:
-        """Nothing is held back: every ``record`` returned durable."""
+        """Write what is queued and stop the writer."""
+        with self._cond:
+            thread, self._closing = self._thread, True
+            self._cond.notify()
+        if thread is not None:
+            thread.join()
+
+
+_QUEUED = Pending([])
+_QUEUED.finish(None)
 
 
 class WriteBehindAudit:
@@ -168,6 +206,11 @@ class WriteBehindAudit:
 
     def record(self, record: SignatureRecord) -> None:
         self.record_many([record])
+
+    def submit(self, records: Sequence[SignatureRecord]) -> Pending:
+        """Queue ``records``; nothing to wait for in this mode."""
+        self.record_many(records)
+        return _QUEUED
 
     def record_many(self, records: Sequence[SignatureRecord]) -> None:
         with self._cond:
@@ -239,14 +282,15 @@ def _batch_details(records: list[SignatureRecord], budget: int) -> list[dict[str
     size = 0
     for r in records:
         where = (r.actor, r.key_id, r.version, r.digest_of)
-        digest_cost = len(r.digest_hex) + 3
+        digest = r.digest_hex
+        digest_cost = len(digest) + 3
         group_cost = _GROUP_OVERHEAD + _json_size(r.actor) + _json_size(r.key_id)
         cost = digest_cost + (group_cost if where not in groups else 0)
         if groups and size + cost > budget:
             out.append(_details(groups))
             groups, size = {}, 0
             cost = digest_cost + group_cost
-        groups.setdefault(where, []).append(r.digest_hex)
+        groups.setdefault(where, []).append(digest)
         size += cost
     out.append(_details(groups))
     return out

@@ -14,6 +14,7 @@ import logging
 import os
 import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import suppress
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -142,6 +143,7 @@ class KeyStore:
         self._subscription: Subscription | None = None
         if coordination is not None:
             self._subscription = coordination.subscribe(CHANNEL, self._cache.invalidate)
+        self._rotation_guards: list[Callable[[str], None]] = []
 
     def close(self) -> None:
         self._signature_audit.close()
@@ -349,24 +351,26 @@ class KeyStore:
             return []
         version = info.primary_version
         private = self._private(entry, version)
-        signatures = [
-            private.sign_digest(item.data, scheme=scheme)
-            if item.prehashed
-            else private.sign(item.data, signer_id=item.signer_id, scheme=scheme)
-            for item in items
-        ]
-        self._signature_audit.record_many(
-            [
-                SignatureRecord(
-                    actor=actor.id,
-                    key_id=key_id,
-                    version=version,
-                    digest_hex=(item.data if item.prehashed else sm3(item.data)).hex(),
-                    digest_of="prehashed" if item.prehashed else "message-sm3",
-                )
+        # Committed by the audit writer while we sign; returned only once committed.
+        pending = self._signature_audit.submit(
+            [SignatureRecord(actor.id, key_id, version, i.data, i.prehashed) for i in items]
+        )
+        try:
+            signatures = [
+                private.sign_digest(item.data, scheme=scheme)
+                if item.prehashed
+                else private.sign(item.data, signer_id=item.signer_id, scheme=scheme)
                 for item in items
             ]
-        )
+        except TrustError as exc:
+            # Bad input (a digest of the wrong size, a scheme the key lacks): the request's
+            # record is written already, so a failure record with the code follows it.
+            with suppress(TrustError):
+                pending.wait()
+            details = {"version": version, "count": len(items), "code": exc.code}
+            self._record(actor, "key.sign", key_id, details, outcome="failure")
+            raise
+        pending.wait()
         return [SignResult(key_id, version, info.algorithm, sig) for sig in signatures]
 
     def verify(
@@ -512,10 +516,21 @@ class KeyStore:
 
     # --- lifecycle -------------------------------------------------------------
 
+    def guard_rotation(self, guard: Callable[[str], None]) -> None:
+        """Have ``guard(key_id)`` approve every ``rotate``: a domain that certified one
+        version of a key (a TSA unit) raises a ``TrustError`` naming its own rotation."""
+        self._rotation_guards.append(guard)
+
     def rotate(self, key_id: str, actor: Actor) -> KeyInfo:
         """A new version made here becomes primary; older versions still verify and decrypt."""
         info = self._entry(key_id, fresh=True).info
         self._require_manager(info, actor, "key.rotate")
+        for guard in self._rotation_guards:
+            try:
+                guard(key_id)
+            except TrustError as exc:
+                self._record(actor, "key.rotate", key_id, {"code": exc.code}, outcome="failure")
+                raise
         self._rotate(info, actor, "key.rotate")
         return self._entry(key_id, fresh=True).info
 
@@ -871,6 +886,8 @@ class KeyStore:
             if info.state is S.DESTROYED:
                 raise KeyDestroyed(f"key {info.id} is destroyed")
             raise KeyNotActive(f"key {info.id} is {info.state}")
+        if info.activation_at is None and info.expires_at is None:
+            return  # no clock read on the signing path of keys without time bounds
         now = self._clock.now()
         if info.activation_at is not None and now < info.activation_at:
             raise KeyNotActive(f"key {info.id} is not active before {info.activation_at}")

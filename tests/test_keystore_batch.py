@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -13,7 +14,7 @@ from keystore import Algorithm, SignInput
 from keystore.audit import SYSTEM_ACTOR, SignatureAudit, SignatureRecord, WriteBehindAudit
 from tests.test_keystore import ADMIN, APP, STRANGER, Env, env, open_env, request  # noqa: F401
 from trust.audit.encoding import MAX_DETAILS_BYTES, canonical_json
-from trust.errors import Forbidden, KeySuspended, StorageUnavailable
+from trust.errors import Forbidden, InvalidLength, KeySuspended, StorageUnavailable
 from trust.keys import SM2PublicKey, load_public_key
 from trust.sm3 import sm3
 
@@ -126,7 +127,7 @@ class _Sink:
 
 
 def _rec(i: int) -> SignatureRecord:
-    return SignatureRecord("app", "key_x", 1, f"{i:064x}", "message-sm3")
+    return SignatureRecord("app", "key_x", 1, i.to_bytes(32, "big"), True)
 
 
 def test_record_many_chunks_and_single_stays_plain() -> None:
@@ -153,7 +154,7 @@ def test_batch_records_stay_under_the_cap_whatever_the_callers() -> None:
     callers = ["\u0001" * 255, "官" * 255] + [f"token:{i:012x}" for i in range(40)]
     records = [
         SignatureRecord(
-            callers[i % len(callers)], f"key_{i % 7:024x}", 1 + i % 3, f"{i:096x}", "prehashed"
+            callers[i % len(callers)], f"key_{i % 7:024x}", 1 + i % 3, i.to_bytes(48, "big"), True
         )  # fmt: skip
         for i in range(2_000)
     ]
@@ -161,6 +162,73 @@ def test_batch_records_stay_under_the_cap_whatever_the_callers() -> None:
     sizes = [len(canonical_json(d)) for _, _, d in sink.calls]
     assert len(sizes) > 1 and max(sizes) <= MAX_DETAILS_BYTES
     assert sum(d["count"] for _, _, d in sink.calls if d is not None) == 2_000
+
+
+# --- durable: submitted before signing, committed by the writer thread ---------------
+
+
+def test_a_failed_signature_is_recorded_after_its_request(env: Env) -> None:  # noqa: F811
+    """The record goes to the writer before the signature is computed; when computing it
+    fails on bad input, a failure record with the code follows and nothing is returned."""
+    info = env.store.generate(request(), ADMIN)
+    with pytest.raises(InvalidLength):
+        env.store.sign(info.id, b"abc", APP, prehashed=True)
+    last = env.audit.tail(2)
+    assert [(r.actor, r.action, r.target, r.outcome) for r in last] == [
+        (APP.id, "key.sign", info.id, "success"),
+        (APP.id, "key.sign", info.id, "failure"),
+    ]
+    assert last[0].details["digest"] == b"abc".hex()
+    assert last[1].details == {"version": 1, "count": 1, "code": InvalidLength.code}
+    assert env.audit.verify().ok
+
+
+class _GatedSink(_Sink):
+    """Holds every append until ``gate`` is set; ``entered`` tells that one is waiting."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+        self.entered = threading.Event()
+
+    def append(self, actor: str, action: str, **kw: Any) -> object:
+        self.entered.set()
+        assert self.gate.wait(10)
+        return super().append(actor, action, **kw)
+
+
+def test_durable_returns_only_after_the_commit_and_groups_what_queued_meanwhile() -> None:
+    sink = _GatedSink()
+    audit = SignatureAudit(sink)
+    first = audit.submit([_rec(0)])
+    assert sink.entered.wait(5)  # the writer is inside the first write
+    later = [audit.submit([_rec(i)]) for i in range(1, 4)] + [audit.submit([_rec(4), _rec(5)])]
+    waiter = threading.Thread(target=first.wait)
+    waiter.start()
+    waiter.join(0.2)
+    assert waiter.is_alive() and sink.calls == []  # not committed, so not returned
+    sink.gate.set()
+    waiter.join(5)
+    for pending in later:
+        pending.wait()
+    assert [(act, (d or {}).get("count")) for _, act, d in sink.calls] == [
+        ("key.sign", None),
+        ("key.sign.batch", 5),  # everything queued during the first write, one commit
+    ]
+    audit.close()
+
+
+def test_durable_write_failure_reaches_every_signer_of_the_group() -> None:
+    sink = _FlakySink(failures=1)
+    audit = SignatureAudit(sink)
+    with pytest.raises(StorageUnavailable):
+        audit.record_many([_rec(0), _rec(1)])
+    audit.record(_rec(2))  # the writer carries on
+    assert [act for _, act, _ in sink.calls] == ["key.sign"]
+    audit.close()
+    audit.record(_rec(3))  # after close a new writer starts
+    audit.close()
+    assert len(sink.calls) == 2
 
 
 # --- write-behind (opt-in) ----------------------------------------------------------
