@@ -390,3 +390,20 @@ def test_sign_refusals(env: ApiEnv) -> None:
     # No TSA unit in this environment: the service's timestamper names the missing unit.
     r = _sign(env, grant, signer.signer_id, make_ofd(), timestamp="true")
     assert_problem(r, 404, "not_found")
+
+
+def test_svg_seal_stamps_ofd_but_not_pdf(env: ApiEnv) -> None:
+    """pyHanko draws raster pictures only: a seal with an SVG picture stamps OFD packages
+    (the SVG goes into the seal as it is) and is refused for PDF before any signature."""
+    seals = _seals(env)
+    signer = seals.add_signer("clerk")
+    svg = b'<svg xmlns="http://www.w3.org/2000/svg" width="40" height="40"><circle r="20"/></svg>'
+    esid = seals.active_seal(signer, picture=svg, picture_type="SVG")
+    grant = Grant(Role.signer, "seal", frozenset({esid}))
+    assert _stamp(env, grant, esid, signer, make_ofd(1)).status_code == 200
+    audit = env.app.state.services.audit
+    before = audit.tail(1)[-1].seq
+    r = _stamp(env, grant, esid, signer, make_pdf(1))
+    assert_problem(r, 422, "seal_image_unsupported")
+    after = [(e.action, e.outcome) for e in audit.tail(20) if e.seq > before]
+    assert [a for a in after if a[0] != "token.create"] == [("document.stamp", "failure")]

@@ -579,6 +579,14 @@ class SealImageInvalid(ValidationFailed):
     title = "The seal image is not a PNG or SVG picture"
 
 
+class SealImageUnsupported(SealImageInvalid):
+    """A seal whose picture is SVG stamped on a PDF: pyHanko draws raster pictures only
+    (OFD stamps carry the SVG as it is)."""
+
+    code = "seal_image_unsupported"
+    title = "The seal's picture type cannot be stamped on this document format"
+
+
 class TimestampUnavailable(TrustError):
     code = "timestamp_unavailable"
     status = 503

@@ -41,6 +41,7 @@ from trust.clock import Clock
 from trust.cms import CmsSigner
 from trust.errors import (
     NotFound,
+    SealImageUnsupported,
     TimestampUnavailable,
     TrustError,
     UnsupportedDocumentFormat,
@@ -250,6 +251,10 @@ class DocumentService:
         if request.timestamp and self._timestamper is None:
             raise TimestampUnavailable("no time-stamp authority is configured")
         seal, _ = self._seals().stamping_signer(request.seal_id, request.signer_id, actor)
+        if seal.picture_type != "PNG":
+            raise SealImageUnsupported(
+                f"seal {seal.esid} has an {seal.picture_type} picture; PDF stamps need a PNG one"
+            )
         signers = self._signers()
         signer = signers.cms_signer(request.signer_id, actor)
         job = StampJob(
