@@ -75,15 +75,22 @@ def test_seal_lifecycle_stamp_and_verify(
     data = tmp_path / "licence.xml"
     data.write_bytes("<证照/>".encode())
     stamped = tmp_path / "licence.sig"
-    run(
+    said = run(
         cli, "seals", "stamp", "1101000000042", "--signer", signer["id"], "--data", str(data),
-        "--property-info", "licence.xml", "--out", str(stamped),
-    )  # fmt: skip
+        "--property-info", "licence.xml", "--out", str(stamped), "--revocation-mode", "require",
+    ).output  # fmt: skip
+    assert "signer certificate revocation: good (CA records)" in said
     assert parse_signature(stamped.read_bytes()).data_hash == sm3(data.read_bytes())
     report = json.loads(
-        run(cli, "seals", "verify", str(stamped), "--data", str(data), "--json").output
-    )
+        run(
+            cli, "seals", "verify", str(stamped), "--data", str(data), "--json",
+            "--revocation-mode", "require",
+        ).output
+    )  # fmt: skip
     assert report["indication"] == "passed", report
+    assert "--revocation-mode" in run(
+        cli, "seals", "verify", str(stamped), "--revocation-mode", "never", code=2
+    ).output
     other = tmp_path / "other.xml"
     other.write_bytes(b"<other/>")
     failed = run(cli, "seals", "verify", str(stamped), "--data", str(other), code=1).output

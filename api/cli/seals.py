@@ -22,6 +22,7 @@ from api.cli.tsa import services
 
 if TYPE_CHECKING:
     from seals.registry import SealRecord
+    from seals.service import RevocationInput
     from seals.verify import VerificationResult
 
 app = typer.Typer(
@@ -32,6 +33,32 @@ EsidArg = Annotated[str, typer.Argument(help="the seal's esID")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON document")]
 ReasonOpt = Annotated[str | None, typer.Option(help="why (kept in the status history)")]
 _Readable = {"exists": True, "dir_okay": False, "readable": True}
+# Revocation data for certificates from other CAs (the service's own: its CA's records).
+CrlOpt = Annotated[
+    list[Path] | None, typer.Option("--crl", help="a CRL, DER or PEM (repeatable)", **_Readable)
+]
+OcspOpt = Annotated[
+    list[Path] | None,
+    typer.Option("--ocsp", help="an OCSP response, DER (repeatable)", **_Readable),
+]
+ModeOpt = Annotated[
+    str, typer.Option(help="soft-fail, hard-fail, require or none: what missing data means")
+]
+
+
+def _revocation(crl: list[Path] | None, ocsp: list[Path] | None, mode: str) -> RevocationInput:
+    from seals.service import RevocationInput
+    from trust.validation import RevocationMode
+
+    try:
+        parsed = RevocationMode(mode)
+    except ValueError:
+        raise typer.BadParameter(
+            "--revocation-mode: soft-fail, hard-fail, require or none"
+        ) from None
+    return RevocationInput(
+        tuple(p.read_bytes() for p in crl or ()), tuple(p.read_bytes() for p in ocsp or ()), parsed
+    )
 
 
 def _time(text: str) -> datetime:
@@ -198,8 +225,12 @@ def stamp(
     data: Annotated[Path | None, typer.Option(help="the data to protect", **_Readable)] = None,
     sm3_hex: Annotated[str | None, typer.Option("--sm3", help="or its SM3, hex")] = None,
     timestamp: Annotated[bool, typer.Option(help="add a timestamp from the TSA")] = False,
+    crl: CrlOpt = None,
+    ocsp: OcspOpt = None,
+    revocation_mode: ModeOpt = "soft-fail",
 ) -> None:
-    """Stamp data with a seal: an SES_Signature (GB/T 38540 v4)."""
+    """Stamp data with a seal: an SES_Signature (GB/T 38540 v4). A signer certificate
+    from another CA is checked against --crl / --ocsp under --revocation-mode."""
     from keystore import Actor
     from seals.service import StampRequest
 
@@ -216,11 +247,14 @@ def stamp(
         data=None if data is None else data.read_bytes(),
         data_sm3=digest,
         timestamp=timestamp,
+        revocation=_revocation(crl, ocsp, revocation_mode),
     )
     with services() as built:
         result = built.seals().stamp(request, Actor(actor()))
     out.write_bytes(result.signature)
     typer.echo(f"stamped with seal {esid} at {result.signing_time.isoformat()} -> {out}")
+    status = result.signer_revocation
+    typer.echo(f"signer certificate revocation: {status.state} ({status.source})")
 
 
 @app.command()
@@ -230,19 +264,26 @@ def verify(
     ],
     data: Annotated[Path | None, typer.Option(help="the signed data", **_Readable)] = None,
     seal: Annotated[bool, typer.Option("--seal", help="FILE is a seal (.esl)")] = False,
+    crl: CrlOpt = None,
+    ocsp: OcspOpt = None,
+    revocation_mode: ModeOpt = "soft-fail",
     as_json: JsonOpt = False,
 ) -> None:
-    """Verify a stamp (or a seal) with the service's anchors and registry."""
+    """Verify a stamp (or a seal) with the service's anchors and registry; certificates
+    from other CAs are checked against --crl / --ocsp under --revocation-mode."""
     from api.routers.seals import SealReport
 
     content = file.read_bytes()
+    revocation = _revocation(crl, ocsp, revocation_mode)
     with services() as built:
         verifier = built.seal_verifier()
         result: VerificationResult = (
-            verifier.verify_seal(content)
+            verifier.verify_seal(content, revocation=revocation)
             if seal
             else verifier.verify_signature(
-                content, original=None if data is None else data.read_bytes()
+                content,
+                original=None if data is None else data.read_bytes(),
+                revocation=revocation,
             )
         )
     report = SealReport.of("seal" if seal else "seal_signature", result)
