@@ -88,9 +88,10 @@ def test_seal_lifecycle_stamp_and_verify(
         ).output
     )  # fmt: skip
     assert report["indication"] == "passed", report
-    assert "--revocation-mode" in run(
-        cli, "seals", "verify", str(stamped), "--revocation-mode", "never", code=2
-    ).output
+    assert (
+        "--revocation-mode"
+        in run(cli, "seals", "verify", str(stamped), "--revocation-mode", "never", code=2).output
+    )
     other = tmp_path / "other.xml"
     other.write_bytes(b"<other/>")
     failed = run(cli, "seals", "verify", str(stamped), "--data", str(other), code=1).output
