@@ -15,6 +15,7 @@ would reject anything beyond it anyway).
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -56,6 +57,10 @@ from trust.keys import PublicKey, public_key_fingerprint
 from trust.settings import Settings
 
 _SERIAL_ATTEMPTS = 3  # a 128-bit collision is not expected; retries cover a freak one
+# Issuance reads its CA's record at most this often (seconds). A rollover in this process
+# is seen at once (``forget``); one in another process within this time, meanwhile the
+# previous key (still valid) issues, and each row records the key generation that signed.
+_AUTHORITY_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -176,6 +181,23 @@ class Issuer:
         self._fixed_extensions: dict[
             tuple[str, bytes, str, int, bool], tuple[list[bytes], bytes, list[bytes]]
         ] = {}
+        self._authorities: dict[str, tuple[float, AuthorityRecord]] = {}
+
+    def authority(self, ca_id: str) -> AuthorityRecord:
+        """The CA's record as issuance uses it: read at most every ``_AUTHORITY_SECONDS``
+        once the CA has a certificate."""
+        now = time.monotonic()
+        kept = self._authorities.get(ca_id)
+        if kept is not None and kept[0] > now:
+            return kept[1]
+        ca = self._store.get_authority(ca_id)
+        if ca.certificate is not None:
+            self._authorities[ca_id] = (now + _AUTHORITY_SECONDS, ca)
+        return ca
+
+    def forget(self, ca_id: str) -> None:
+        """The CA's record changed (a rollover): the next issuance reads it again."""
+        self._authorities.pop(ca_id, None)
 
     def issue(
         self,
@@ -190,7 +212,7 @@ class Issuer:
         profile = get_profile(request.profile)
         if profile.is_ca:
             raise BadRequest("CA certificates are made by creating a CA, not by issue")
-        ca = self._store.get_authority(request.ca_id)
+        ca = self.authority(request.ca_id)
         if (request.csr is None) == (request.public_key is None):
             raise BadRequest("give exactly one of a certificate request and a public key")
         subject: dict[str, str] = {}

@@ -420,6 +420,7 @@ class CertificateAuthority:
                 crl=None,
                 crl_next_update=None,
             )
+            self._issuer.forget(ca_id)
             return RolloverResult(_ca_info(updated), old.generation, new_with_old, old_with_new)
 
     # --- certificates ----------------------------------------------------------------

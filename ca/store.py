@@ -8,16 +8,24 @@ completes serials (``IssuanceStore``), revocation changes status
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import CursorResult, Row, and_, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, CursorResult, Row, and_, bindparam, func, insert, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from ca.schema import ca_authority, ca_certificate, ca_key_generation
 from trust.db import Database
-from trust.errors import CaNameTaken, CaNotFound, CertificateNotFound, Conflict
+from trust.errors import (
+    CaNameTaken,
+    CaNotFound,
+    CertificateNotFound,
+    Conflict,
+    StorageUnavailable,
+)
 
 RESERVED = "reserved"
 ISSUED = "issued"
@@ -178,6 +186,17 @@ class CertificateStore(IssuanceStore, StatusReader, RevocationStore, Protocol):
     ) -> list[CertificateRecord]: ...
 
 
+# Statements of the issuance and OCSP paths, built once.
+_AUTHORITY_BY_ID = select(ca_authority).where(ca_authority.c.id == bindparam("id"))
+_CERTIFICATE_BY_SERIAL = select(ca_certificate).where(ca_certificate.c.serial == bindparam("s"))
+_RESERVE = insert(ca_certificate)
+_COMPLETE = (
+    update(ca_certificate)
+    .where(and_(ca_certificate.c.serial == bindparam("s"), ca_certificate.c.state == RESERVED))
+    .values(state=ISSUED, der=bindparam("der"))
+)
+
+
 def _authority(row: Row[Any]) -> AuthorityRecord:
     return AuthorityRecord(**row._mapping)
 
@@ -189,6 +208,21 @@ def _certificate(row: Row[Any]) -> CertificateRecord:
 class SqlCertificateStore:
     def __init__(self, db: Database) -> None:
         self._db = db
+
+    @contextmanager
+    def _connection(self, *, write: bool) -> Iterator[Connection]:
+        """A plain connection (in a transaction committed at the end when ``write``) for
+        the statements run on every issuance and OCSP request: an ORM session costs more
+        than the statement."""
+        try:
+            if write:
+                with self._db.engine.begin() as conn:
+                    yield conn
+            else:
+                with self._db.engine.connect() as conn:
+                    yield conn
+        except OperationalError as exc:
+            raise StorageUnavailable("database operation failed") from exc
 
     # --- authorities ---
 
@@ -208,8 +242,8 @@ class SqlCertificateStore:
         return _authority(row)
 
     def get_authority(self, ca_id: str) -> AuthorityRecord:
-        with self._db.session() as s:
-            row = s.execute(select(ca_authority).where(ca_authority.c.id == ca_id)).first()
+        with self._connection(write=False) as conn:
+            row = conn.execute(_AUTHORITY_BY_ID, {"id": ca_id}).first()
         if row is None:
             raise CaNotFound(f"no CA {ca_id}")
         return _authority(row)
@@ -303,26 +337,21 @@ class SqlCertificateStore:
 
     def reserve(self, record: CertificateRecord) -> None:
         try:
-            with self._db.session() as s:
-                s.execute(insert(ca_certificate).values(**record.__dict__))
+            with self._connection(write=True) as conn:
+                conn.execute(_RESERVE, record.__dict__)
         except IntegrityError:
             raise Conflict(f"serial {record.serial} already exists") from None
 
     def complete(self, *issued: tuple[str, bytes]) -> None:
-        c = ca_certificate.c
-        with self._db.session() as s:
+        with self._connection(write=True) as conn:
             for serial, der in issued:
-                result = s.execute(
-                    update(ca_certificate)
-                    .where(and_(c.serial == serial, c.state == RESERVED))
-                    .values(state=ISSUED, der=der)
-                )
-                if not isinstance(result, CursorResult) or result.rowcount != 1:
+                result = conn.execute(_COMPLETE, {"s": serial, "der": der})
+                if result.rowcount != 1:
                     raise Conflict(f"serial {serial} is not reserved")  # rolls all back
 
     def find(self, serial: str) -> CertificateRecord | None:
-        with self._db.session() as s:
-            row = s.execute(select(ca_certificate).where(ca_certificate.c.serial == serial)).first()
+        with self._connection(write=False) as conn:
+            row = conn.execute(_CERTIFICATE_BY_SERIAL, {"s": serial}).first()
         return None if row is None else _certificate(row)
 
     def get(self, serial: str) -> CertificateRecord:

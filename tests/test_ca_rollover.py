@@ -5,6 +5,7 @@ certificates bridge old and new roots; over HTTP and trustctl."""
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -215,6 +216,31 @@ def test_rollover_over_http(tmp_path: Path) -> None:
     assert second == body["ca"]["certificate_pem"]
     problem(api.client.get(f"/crl/{sub['id']}.crl?generation=7"), 404, "ca_not_found")
     problem(api.client.post("/v1/cas/ca_0000/rollover", json={}, headers=operator), 404)
+
+
+def test_another_process_issues_with_the_new_key_within_a_second(
+    env: CaEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issuance keeps its CA's record up to a second: a rollover made by another process
+    (another CertificateAuthority over the same store) is followed within it, and what
+    the old key issues meanwhile is recorded under that key and verifies with it."""
+    _, sub = hierarchy(env, KeyAlgorithm.ECDSA_P256)
+    other = CertificateAuthority(env.store, env.keys, SystemClock(), URLS)
+    other_env = CaEnv(other, env.store, env.keys, env.db)
+    _leaf(other_env, sub.id, "read the record")
+    _leaf(env, sub.id, "read it here too")
+    env.ca.rollover(sub.id)
+    meanwhile = load_certificate(_leaf(other_env, sub.id, "meanwhile"))
+    assert env.store.get(format(meanwhile.serial_number, "x")).ca_generation == 1
+    verify_certificate(meanwhile, load_certificate(env.ca.certificate(sub.id, 1)))
+    now = time.monotonic()
+    monkeypatch.setattr(time, "monotonic", lambda: now + 1.01)
+    later = load_certificate(_leaf(other_env, sub.id, "later"))
+    assert env.store.get(format(later.serial_number, "x")).ca_generation == 2
+    verify_certificate(later, load_certificate(env.ca.certificate(sub.id, 2)))
+    # In the process that rolled over, at once.
+    now_leaf = load_certificate(_leaf(env, sub.id, "at once"))
+    assert env.store.get(format(now_leaf.serial_number, "x")).ca_generation == 2
 
 
 def test_rollover_audit_names_the_link_certificates(sqlite_url: str) -> None:

@@ -626,9 +626,7 @@ async def profiles(_: Operator) -> ProfileList:
     summary="Issue a certificate from a PKCS#10 request under a profile",
     responses=problem_responses(400, 404, 409),
 )
-async def issue(
-    ca_id: CaId, body: IssueBody, principal: Operator, ca: CaDep, response: Response
-) -> IssueResponse:
+async def issue(ca_id: CaId, body: IssueBody, principal: Operator, ca: CaDep) -> Response:
     request = IssueRequest(
         ca_id=ca_id,
         profile=body.profile,
@@ -638,8 +636,14 @@ async def issue(
         validity_days=body.validity_days,
     )
     result = await run_in_threadpool(lambda: ca.issue(request, actor=principal.actor))
-    response.headers["Location"] = f"/v1/certificates/{result.serial_hex}"
-    return IssueResponse.of(result)
+    # The JSON of the response model, with its Location header, returned as a Response:
+    # without a Response parameter the lean dispatcher (api/lean.py) can serve the route.
+    return Response(
+        IssueResponse.of(result).model_dump_json(),
+        status_code=201,
+        media_type="application/json",
+        headers={"Location": f"/v1/certificates/{result.serial_hex}"},
+    )
 
 
 @router.post(
