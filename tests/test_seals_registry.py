@@ -474,6 +474,6 @@ def test_stamping_caches_are_dropped_by_broadcasts(env: SealEnv, signer: Stampin
     time.sleep(0.2)
     assert a.stamp(request, USER).signature
     env.signers.set_status(signer.signer_id, "disabled", Actor("test-admin", frozenset({"admin"})))
-    with pytest.raises(TrustError) as refused:
+    with pytest.raises(TrustError) as disabled:
         a.stamp(request, USER)
-    assert refused.value.code == "signer_disabled"
+    assert disabled.value.code == "signer_disabled"
