@@ -10,9 +10,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from asn1crypto import algos, cms, core, parser, tsp, x509
 
+from timestamp import der
 from trust.cms.algorithms import DIGEST_OIDS, digest_size
 from trust.cms.asn1 import load_strict
 from trust.errors import (
@@ -32,6 +34,17 @@ UNACCEPTED_EXTENSION = "unaccepted_extensions"  # asn1crypto's name for unaccept
 SYSTEM_FAILURE = "system_failure"
 
 IMPRINT_ALGORITHMS = {oid: name for name, oid in DIGEST_OIDS.items()}
+# DER AlgorithmIdentifier of each accepted digest as asn1crypto writes it (NULL parameters
+# for SHA-2, none for SM3); and every form the plain-DER reader accepts (absent or NULL
+# parameters), to the digest's name.
+_IMPRINT_DER = {
+    name: algos.DigestAlgorithm({"algorithm": oid}).dump() for name, oid in DIGEST_OIDS.items()
+}
+_IMPRINT_ALGORITHM_DER = {
+    der.tlv(der.SEQUENCE, core.ObjectIdentifier(oid).dump() + params): name
+    for name, oid in DIGEST_OIDS.items()
+    for params in (b"", b"\x05\x00")
+}
 _VERSION_1 = core.Integer(1).dump()
 
 
@@ -52,7 +65,7 @@ class TimestampRequest:
     policy: str | None
     nonce: int | None
     cert_req: bool
-    message_imprint: tsp.MessageImprint  # echoed unchanged into TSTInfo
+    message_imprint: bytes  # DER MessageImprint, echoed unchanged into TSTInfo
 
 
 # A dotted OID: arcs without leading zeros; under 0 and 1 the second arc is below 40.
@@ -79,16 +92,72 @@ def check_imprint(hash_algorithm: str, digest: bytes) -> None:
         )
 
 
-def message_imprint(hash_algorithm: str, digest: bytes) -> tsp.MessageImprint:
-    return tsp.MessageImprint(
-        {
-            "hash_algorithm": algos.DigestAlgorithm({"algorithm": DIGEST_OIDS[hash_algorithm]}),
-            "hashed_message": digest,
-        }
-    )
+def message_imprint(hash_algorithm: str, digest: bytes) -> bytes:
+    """DER MessageImprint."""
+    return der.tlv(der.SEQUENCE, _IMPRINT_DER[hash_algorithm] + der.tlv(der.OCTET_STRING, digest))
 
 
 def parse_request(data: bytes) -> TimestampRequest:
+    """The request, or a ``TrustError`` with the failInfo that refuses it."""
+    return _parse_plain(data) or _parse_any(data)
+
+
+def _parse_plain(data: bytes) -> TimestampRequest | None:
+    """The common case read in one pass: DER, version 1, an accepted digest of the right
+    size, no extensions. None for anything else (``_parse_any`` decides it), so this path
+    never accepts what ``_parse_any`` would refuse."""
+    top = der.read(data, 0, len(data))
+    if top is None or top[0] != der.SEQUENCE or top[2] != len(data):
+        return None
+    _, pos, end = top
+    if data[pos : pos + 3] != b"\x02\x01\x01":  # version INTEGER 1
+        return None
+    imprint = der.read(data, pos + 3, end)
+    if imprint is None or imprint[0] != der.SEQUENCE:
+        return None
+    algorithm = der.read(data, imprint[1], imprint[2])
+    if algorithm is None or algorithm[0] != der.SEQUENCE:
+        return None
+    name = _IMPRINT_ALGORITHM_DER.get(data[imprint[1] : algorithm[2]])
+    hashed = der.read(data, algorithm[2], imprint[2])
+    if name is None or hashed is None or hashed[0] != der.OCTET_STRING or hashed[2] != imprint[2]:
+        return None
+    digest = data[hashed[1] : hashed[2]]
+    if len(digest) != digest_size(name):
+        return None
+    message_imprint, pos = data[pos + 3 : imprint[2]], imprint[2]
+    policy = nonce = None
+    cert_req = False
+    field = der.read(data, pos, end)
+    if field is not None and field[0] == der.OBJECT_IDENTIFIER:
+        policy = _dotted(data[pos : field[2]])
+        if policy is None:
+            return None
+        pos = field[2]
+        field = der.read(data, pos, end)
+    if field is not None and field[0] == der.INTEGER:
+        nonce = der.read_integer(data, field[1], field[2])
+        if nonce is None:
+            return None
+        pos = field[2]
+    if data[pos : pos + 3] == b"\x01\x01\xff":  # certReq TRUE (FALSE is the DEFAULT, left out)
+        cert_req = True
+        pos += 3
+    if pos != end:  # extensions, or anything not plain DER
+        return None
+    return TimestampRequest(name, digest, policy, nonce, cert_req, message_imprint)
+
+
+@lru_cache(maxsize=64)
+def _dotted(oid_der: bytes) -> str | None:
+    """The dotted form of a DER OBJECT IDENTIFIER, as asn1crypto reads it."""
+    try:
+        return str(core.ObjectIdentifier.load(oid_der, strict=True).dotted)
+    except Exception:  # asn1crypto's assorted errors: leave the request to _parse_any
+        return None
+
+
+def _parse_any(data: bytes) -> TimestampRequest:
     try:
         req = load_strict(tsp.TimeStampReq, data, "TimeStampReq")
     except MalformedASN1 as exc:
@@ -115,7 +184,7 @@ def parse_request(data: bytes) -> TimestampRequest:
         policy=None if isinstance(policy, core.Void) else policy.dotted,
         nonce=req["nonce"].native,
         cert_req=bool(req["cert_req"].native),
-        message_imprint=imprint,
+        message_imprint=imprint.dump(),
     )
 
 
@@ -137,33 +206,35 @@ class TstInfoEncoder:
         self._accuracy = _accuracy(accuracy).dump()
         name = x509.GeneralName(name="directory_name", value=tsa)
         self._tsa = parser.emit(2, 1, 0, name.dump())  # tsa [0] EXPLICIT GeneralName
+        self._policies: dict[str, bytes] = {}  # the unit's few policies, encoded once
 
     def encode(
         self, request: TimestampRequest, *, policy: str, serial_number: int, gen_time: datetime
     ) -> bytes:
         """genTime keeps the clock's microseconds (trailing zeros dropped); ordering is
         left at its DEFAULT false."""
+        policy_der = self._policies.get(policy)
+        if policy_der is None:
+            policy_der = self._policies[policy] = core.ObjectIdentifier(policy).dump()
         body = (
             _VERSION_1
-            + core.ObjectIdentifier(policy).dump()
-            + request.message_imprint.dump()
-            + core.Integer(serial_number).dump()
-            + core.GeneralizedTime(gen_time).dump()
+            + policy_der
+            + request.message_imprint
+            + der.integer(serial_number)
+            + der.generalized_time(gen_time)
             + self._accuracy
         )
         if request.nonce is not None:
-            body += core.Integer(request.nonce).dump()
-        return bytes(parser.emit(0, 1, 16, body + self._tsa))
+            body += der.integer(request.nonce)
+        return der.tlv(der.SEQUENCE, body + self._tsa)
+
+
+_GRANTED = b"\x30\x03\x02\x01\x00"  # PKIStatusInfo { status granted }
 
 
 def granted(token: bytes) -> bytes:
-    return TimeStampResp(
-        {
-            "status": {"status": "granted"},
-            # Our own token: a lazy load is enough, no need to check every field.
-            "time_stamp_token": cms.ContentInfo.load(token),
-        }
-    ).dump()
+    """DER TimeStampResp: granted, with ``token`` (DER ContentInfo) as it is."""
+    return der.tlv(der.SEQUENCE, _GRANTED + token)
 
 
 def rejection(failure_info: str, text: str) -> bytes:

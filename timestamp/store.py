@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
 from sqlalchemy import insert, select
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
 
 from timestamp.schema import tsa_token
 from trust.db import Database
 from trust.errors import Conflict, StorageUnavailable
 
-_INSERT = insert(tsa_token)
+_COLUMNS = (
+    "serial_hex",
+    "unit",
+    "gen_time",
+    "policy",
+    "hash_algorithm",
+    "imprint_hex",
+    "token",
+)
 
 
 @dataclass(frozen=True)
@@ -37,6 +47,15 @@ class TokenLog(Protocol):
 class SqlTokenLog:
     def __init__(self, db: Database) -> None:
         self._db = db
+        # Once per token, SQLAlchemy's statement bookkeeping costs more than the SQL: the
+        # insert goes to a pooled driver connection as SQL compiled once for its dialect.
+        target = (
+            sqlite.dialect(paramstyle="named")
+            if db.dialect == "sqlite"
+            else postgresql.dialect(paramstyle="pyformat")
+        )
+        self._insert = str(insert(tsa_token).compile(dialect=target, column_keys=_COLUMNS))
+        self._driver = db.engine.dialect.loaded_dbapi
 
     def add(self, record: TokenRecord) -> None:
         row = {
@@ -48,15 +67,27 @@ class SqlTokenLog:
             "imprint_hex": record.imprint.hex(),
             "token": record.token,
         }
-        # A plain connection and a prebuilt statement: once per token, an ORM session
-        # and a freshly built insert cost more than the SQL itself.
         try:
-            with self._db.engine.begin() as conn:
-                conn.execute(_INSERT, row)
-        except IntegrityError:
-            raise Conflict("time-stamp serial number already used") from None
-        except OperationalError as exc:
+            raw = self._db.engine.raw_connection()
+        except SQLAlchemyError as exc:
             raise StorageUnavailable("token log storage failed") from exc
+        try:
+            cursor = raw.cursor()
+            try:
+                cursor.execute(self._insert, row)
+                raw.commit()
+            finally:
+                cursor.close()
+        except self._driver.IntegrityError:
+            with suppress(Exception):
+                raw.rollback()
+            raise Conflict("time-stamp serial number already used") from None
+        except self._driver.Error as exc:
+            with suppress(Exception):  # the pool discards a connection that fails here
+                raw.rollback()
+            raise StorageUnavailable("token log storage failed") from exc
+        finally:
+            raw.close()  # back to the pool
 
     def get(self, serial_hex: str) -> TokenRecord | None:
         with self._db.session() as s:
