@@ -42,6 +42,9 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # WAL lets readers run beside one writer; busy_timeout makes concurrent
     # writers from other processes wait instead of failing at once.
     cur.execute("PRAGMA journal_mode=WAL")
+    # NORMAL in WAL: a commit is in the WAL file before it returns, so it survives a crash
+    # of the process; the WAL is synced at checkpoints, so a power loss can drop the last
+    # commits. FULL would fsync every commit (every audited signature) for that case only.
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=30000")
