@@ -168,6 +168,48 @@ def test_sm2_stamp_with_signature_timestamp(sqlite_url: str) -> None:
     assert report.report.proven_signing_time is not None
 
 
+def test_sm2_stamp_with_document_timestamp_and_dss_is_b_lt(sqlite_url: str) -> None:
+    """SM2 (GM/T 0010) B-LT: the given certificates and CRLs in a DSS revision, then a
+    document timestamp revision (RFC 3161 token from the SM2 TSA unit over SM3 of the
+    document); both revisions pass pyHanko's difference analysis."""
+    s = seal_signer(KeyAlgorithm.SM2)
+    tsa_root = tsa_chain(KeyAlgorithm.SM2)[0]
+    issue, requests = tsa_function(sqlite_url, "sm2"), []
+
+    def counted(hash_algorithm: str, digest: bytes) -> bytes:
+        requests.append(hash_algorithm)
+        return issue(hash_algorithm, digest)
+
+    material = ValidationMaterial(trust_roots=[s.root, tsa_root], intermediates=s.chain)
+    options = StampOptions(
+        chain=s.chain, timestamp=counted, timestamp_mode=TimestampMode.DOCUMENT, validation=material
+    )
+    result = stamp_pdf(make_pdf(), s.signer, make_seal(), PLACE, options)
+    assert result.level is PadesLevel.B_LT
+    assert requests and set(requests) == {"sm3"}
+
+    dss = PdfFileReader(io.BytesIO(result.pdf)).root["/DSS"]
+    embedded = {bytes(c.get_object().data) for c in dss["/Certs"]}
+    # (pyHanko keeps one certificate per issuer and serial: the helper's root and sub CA
+    # share both, so the root is not checked here.)
+    assert {c.dump() for c in (s.signer.certificate, *s.chain)} <= embedded
+
+    signature, dts = verify_pdf(result.pdf, anchors=[s.root, tsa_root])
+    assert dts.kind == "document_timestamp" and dts.field_name == "DocTimeStamp"
+    assert dts.report.indication is Indication.TOTAL_PASSED, dts.report.checks
+    assert signature.report.indication is Indication.TOTAL_PASSED, signature.report.checks
+    assert signature.coverage == "entire_revision"
+    assert signature.modification_level in ("lta_updates", "none")
+
+    # The document timestamp alone (B-T), and the DSS alone (still B-B without a timestamp).
+    dts_only = StampOptions(chain=s.chain, timestamp=issue, timestamp_mode=TimestampMode.DOCUMENT)
+    assert stamp_pdf(make_pdf(), s.signer, make_seal(), PLACE, dts_only).level is PadesLevel.B_T
+    dss_only = StampOptions(chain=s.chain, validation=material)
+    plain = stamp_pdf(make_pdf(), s.signer, make_seal(), PLACE, dss_only)
+    assert plain.level is PadesLevel.B_B
+    assert "/DSS" in PdfFileReader(io.BytesIO(plain.pdf)).root
+
+
 @pytest.mark.parametrize("mode", [TimestampMode.SIGNATURE, TimestampMode.DOCUMENT])
 def test_ecdsa_stamp_with_timestamp_from_the_service_tsa(
     mode: TimestampMode, sqlite_url: str, tmp_path: Path

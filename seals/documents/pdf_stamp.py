@@ -5,8 +5,12 @@ key, whose private half stays in the key store (``trust.cms.CmsSigner``).
 ECDSA and RSA signatures are assembled by pyHanko (``CmsPdfSigner``): PAdES B-B, B-T with
 a signature timestamp or a document timestamp from the service's TSA, B-LT with the
 chain, CRLs and OCSP responses the caller has. SM2 signatures are GM/T 0010 SignedData
-(``pdf_gm``), B-B or B-T (signature timestamp). The seal's name is the signature
-dictionary's /Name and its esID is in the field name (``pdf_appearance.field_name``).
+(``pdf_gm``) with the same levels: the signature timestamp goes into the SignedData, the
+document timestamp (an RFC 3161 token over SM3 of the revision) and the DSS (the given
+certificates, CRLs and OCSP responses as they are: pyHanko cannot validate GM/T 0010
+paths to choose them) are further revisions written by pyHanko. The seal's name is the
+signature dictionary's /Name and its esID is in the field name
+(``pdf_appearance.field_name``).
 """
 
 from __future__ import annotations
@@ -31,12 +35,13 @@ from pyhanko.sign.signers.pdf_signer import (
     PdfSigningSession,
     PdfTimeStamper,
 )
+from pyhanko.sign.validation.dss import DocumentSecurityStore
 from pyhanko.sign.validation.pdf_embedded import read_certification_data
 from pyhanko.stamp.base import BaseStampStyle
 from pyhanko_certvalidator import ValidationContext
 
 from seals.documents.pdf_appearance import PdfSeal, Placement, field_box, field_name, seal_style
-from seals.documents.pdf_gm import sign_sm2
+from seals.documents.pdf_gm import SM2_DIGEST, sign_sm2
 from seals.documents.pdf_io import DEFAULT_MAX_PDF_BYTES, open_writer, parsing
 from seals.documents.pdf_signer import (
     CallableTimeStamper,
@@ -47,7 +52,7 @@ from seals.documents.pdf_signer import (
 from trust.clock import Clock, SystemClock
 from trust.cms import GMT0010, CmsProfile, CmsSigner
 from trust.cms.algorithms import signer_digest
-from trust.errors import BadRequest, DocumentProtected, UnsupportedAlgorithm
+from trust.errors import BadRequest, DocumentProtected
 from trust.keys import KeyAlgorithm
 from trust.validation.sm2_validator import SM2SignatureValidator
 
@@ -127,11 +132,6 @@ def stamp_pdf(
     reason = options.reason or f"电子印章 {seal.name}"
 
     if signer.algorithm is KeyAlgorithm.SM2:
-        if mode is TimestampMode.DOCUMENT or options.validation is not None:
-            raise UnsupportedAlgorithm(
-                "SM2 PDF signatures support a signature timestamp only (no document "
-                "timestamp, no B-LT): pyHanko cannot process GM/T 0010 SignedData"
-            )
         out = _signing(
             lambda: sign_sm2(
                 writer,
@@ -147,17 +147,17 @@ def stamp_pdf(
                 profile=options.sm2_profile,
             )
         )
-        level = PadesLevel.B_T if mode is TimestampMode.SIGNATURE else PadesLevel.B_B
+        out = _signing(lambda: _sm2_revisions(out, signer, options, mode))
     else:
         out = _signing(
             lambda: asyncio.run(
                 _sign_pades(writer, signer, spec, style, seal, reason, options, mode, signing_time)
             ).getvalue()
         )
-        level = PadesLevel.B_B if mode is TimestampMode.NONE else PadesLevel.B_T
-        # B-LT is B-T plus validation data; without a timestamp the DSS makes no new level.
-        if level is PadesLevel.B_T and options.validation is not None:
-            level = PadesLevel.B_LT
+    level = PadesLevel.B_B if mode is TimestampMode.NONE else PadesLevel.B_T
+    # B-LT is B-T plus validation data; without a timestamp the DSS makes no new level.
+    if level is PadesLevel.B_T and options.validation is not None:
+        level = PadesLevel.B_LT
     return PdfStampResult(
         pdf=out,
         field_name=name,
@@ -209,14 +209,47 @@ async def _sign_pades(
     # bytes_reserved counts the hex digits of /Contents.
     signed = await pades.async_sign_pdf(writer, bytes_reserved=2 * room, output=io.BytesIO())
     if mode is TimestampMode.DOCUMENT and stamper is not None:
-        dts = PdfTimeStamper(stamper, field_name=DOCUMENT_TIMESTAMP_FIELD)
-        stamped = await dts.async_timestamp_pdf(
-            IncrementalPdfFileWriter(signed, strict=True),
-            signer_digest(signer.algorithm),
-            validation_context=context,
-            output=io.BytesIO(),
+        return await _document_timestamp(signed, stamper, signer_digest(signer.algorithm), context)
+    return signed
+
+
+async def _document_timestamp(
+    signed: io.BytesIO,
+    stamper: CallableTimeStamper,
+    digest_algorithm: str,
+    context: ValidationContext | None,
+) -> io.BytesIO:
+    """``signed`` with a document timestamp revision (field ``DocTimeStamp``)."""
+    dts = PdfTimeStamper(stamper, field_name=DOCUMENT_TIMESTAMP_FIELD)
+    return await dts.async_timestamp_pdf(
+        IncrementalPdfFileWriter(signed, strict=True),
+        digest_algorithm,
+        validation_context=context,
+        output=io.BytesIO(),
+    )
+
+
+def _sm2_revisions(
+    signed: bytes, signer: CmsSigner, options: StampOptions, mode: TimestampMode
+) -> bytes:
+    """The SM2-signed document with its DSS (B-LT) and then its document timestamp."""
+    material = options.validation
+    if material is not None:
+        stream = io.BytesIO(signed)
+        certificates = [signer.certificate, *options.chain, *material.intermediates]
+        DocumentSecurityStore.add_dss(
+            stream,
+            None,  # no VRI entry: PAdES (EN 319 142-1) validators use the DSS as a whole
+            certs=[*certificates, *material.trust_roots],
+            crls=list(material.crls),
+            ocsps=list(material.ocsps),
+            force_write=True,
         )
-        return stamped
+        signed = stream.getvalue()
+    if mode is TimestampMode.DOCUMENT and options.timestamp is not None:
+        stamper = CallableTimeStamper(options.timestamp)
+        out = asyncio.run(_document_timestamp(io.BytesIO(signed), stamper, SM2_DIGEST, None))
+        return out.getvalue()
     return signed
 
 
