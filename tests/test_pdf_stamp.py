@@ -400,7 +400,7 @@ def test_openssl_cms_verifies_the_signature_over_the_byte_ranges(
     cms_file = write(tmp_path / "sig.der", header + body)
     content = write(tmp_path / "signed.bin", pdf[a : a + b] + pdf[c : c + d])
     root = write(tmp_path / "root.pem", pem.armor("CERTIFICATE", s.root.dump()))
-    args = ("cms", "-verify", "-binary", "-inform", "DER", "-in", cms_file)
+    args: tuple[str | Path, ...] = ("cms", "-verify", "-binary", "-inform", "DER", "-in", cms_file)
     args += ("-content", content, "-CAfile", root, "-purpose", "any", "-out", tmp_path / "o")
     assert "Verification successful" in run_openssl(*args)
     write(tmp_path / "signed.bin", pdf[a : a + b] + bytes([pdf[c] ^ 1]) + pdf[c + 1 : c + d])
