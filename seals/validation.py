@@ -183,19 +183,18 @@ class SealTrust:
                 RevocationState.UNKNOWN,
                 "not issued by this service's CA, and no CRL or OCSP response was given",
             )
-        try:
-            result = self._validator.validate(
-                PathRequest(
-                    cert_der,
-                    self._intermediates,
-                    at=at,
-                    crls=revocation.crls,
-                    ocsps=revocation.ocsps,
-                    revocation_mode=revocation.mode,
-                )
+        # A CRL or OCSP response that does not parse is the caller's bad input (a 4xx
+        # problem, as on the verification routes), not an unknown status.
+        result = self._validator.validate(
+            PathRequest(
+                cert_der,
+                self._intermediates,
+                at=at,
+                crls=revocation.crls,
+                ocsps=revocation.ocsps,
+                revocation_mode=revocation.mode,
             )
-        except TrustError as exc:  # a CRL or OCSP response that does not parse
-            return CertificateStatus(RevocationState.UNKNOWN, exc.detail, required=required)
+        )
         return _third_party_status(cert_der, result, required)
 
     def _path(self, cert_der: bytes, when: datetime) -> PathResult:

@@ -20,7 +20,7 @@ from seals.verify import CheckName, CheckStatus, Indication
 from seals.wiring import SealVerifier
 from tests.seals_helpers import ADMIN, SealEnv, StampingSigner, seal_env
 from tests.validation_support import SM2Node, sm2_cert, sm2_crl
-from trust.errors import SealMakerCertificateRevoked, SignerCertificateRevoked
+from trust.errors import SealMakerCertificateRevoked, SignerCertificateRevoked, TrustError
 from trust.errors import SignerRevocationUnknown as Unknown
 from trust.keys import PrivateKey
 from trust.validation import RevocationMode
@@ -135,6 +135,9 @@ def test_stamping_with_a_signer_from_another_ca(env: SealEnv, foreign: Foreign) 
     stranger = sm2_crl(sm2_cert("Stranger CA", ca=True), [], env.clock.now())
     with pytest.raises(Unknown):
         stamp(env, esid, foreign.signer, crls=(stranger,), mode=RevocationMode.REQUIRE)
+    with pytest.raises(TrustError) as bad:
+        stamp(env, esid, foreign.signer, crls=(b"not a CRL",))
+    assert bad.value.status == 400
     none = stamp(env, esid, foreign.signer, crls=(revoked,), mode=RevocationMode.NONE)
     assert "not requested" in none.signer_revocation.source  # type: ignore[attr-defined]
 
