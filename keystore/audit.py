@@ -97,22 +97,43 @@ class Pending:
 
 
 class SignatureAudit:
-    """Durable signature records, written by one writer thread per key store.
+    """Signature records, written by one writer thread per key store (started on first use).
 
-    ``submit`` queues records and returns at once, so the caller computes its
-    signatures while the writer commits; ``wait`` on the result returns only once
-    they are committed. Whatever was queued while a write was in flight goes into the
-    next one (group commit), up to ``max_group`` signatures a transaction.
+    ``submit`` queues a caller's records and returns at once, so the caller computes its
+    signatures while the writer commits. Whatever is queued while a write is in flight
+    goes into the next one (group commit), up to ``max_group`` signatures a write.
+
+    - Durable (the default): the caller waits on the returned ``Pending`` before it
+      returns its signatures, so a signature is never returned before its record is
+      committed; a failed write is raised in every caller of that write.
+    - Write-behind (``write_behind`` = an interval in seconds; opt-in,
+      ``keystore_audit_mode = "write_behind"``): nothing to wait for; the writer collects
+      for up to the interval and commits. A crash loses the records of the last interval
+      (more while the database is unreachable: failed writes are retried).
+
+    Either way callers wait once ``max_pending`` signatures are queued, and ``close``
+    writes everything queued (in write-behind, one last attempt if the database fails).
     """
 
     def __init__(
-        self, sink: AuditSink, *, budget: int = DETAILS_BUDGET, max_group: int = MAX_GROUP
+        self,
+        sink: AuditSink,
+        *,
+        write_behind: float | None = None,
+        budget: int = DETAILS_BUDGET,
+        max_group: int = MAX_GROUP,
+        max_pending: int = 10 * MAX_GROUP,
     ) -> None:
         self._sink = sink
+        self._interval = write_behind
         self._budget = budget
         self._max = max_group
-        self._cond = threading.Condition(threading.Lock())
+        self._max_pending = max_pending
+        lock = threading.Lock()
+        self._work = threading.Condition(lock)  # the writer waits here for records
+        self._room = threading.Condition(lock)  # callers wait here on a full queue
         self._queue: list[Pending] = []
+        self._queued = 0  # signatures in the queue
         self._closing = False
         self._thread: threading.Thread | None = None
 
@@ -120,13 +141,15 @@ class SignatureAudit:
         self.record_many([record])
 
     def record_many(self, records: Sequence[SignatureRecord]) -> None:
-        """Returns once every record is durable (in as few audit records as the cap allows)."""
+        """Returns once every record is queued, and in durable mode committed."""
         if records:
             self.submit(records).wait()
 
     def submit(self, records: Sequence[SignatureRecord]) -> Pending:
         pending = Pending(list(records))
-        with self._cond:
+        with self._work:
+            while self._queued >= self._max_pending:
+                self._room.wait()
             if self._thread is None or not self._thread.is_alive():
                 # Started on first use (and again after close, or in a forked child).
                 self._closing = False
@@ -135,24 +158,44 @@ class SignatureAudit:
                 )
                 self._thread.start()
             self._queue.append(pending)
-            self._cond.notify()
-        return pending
+            self._queued += len(pending.records)
+            # The writer waits only on an empty queue, or (write-behind) for a full group.
+            if len(self._queue) == 1 or self._queued >= self._max:
+                self._work.notify()
+        return pending if self._interval is None else _QUEUED
 
     def _run(self) -> None:
         while True:
-            with self._cond:
-                self._cond.wait_for(lambda: self._queue or self._closing)
+            with self._work:
+                self._work.wait_for(lambda: self._queue or self._closing)
+                if self._interval is not None:
+                    self._work.wait_for(
+                        lambda: self._closing or self._queued >= self._max, self._interval
+                    )
                 if not self._queue:
                     self._thread = None  # under the lock: a later submit starts a new one
                     return
                 batch = self._take()
+                final = self._closing
+                self._room.notify_all()
             error: BaseException | None = None
             try:
                 write_records(self._sink, [r for p in batch for r in p.records], self._budget)
-            except BaseException as exc:  # each signer of the batch raises it
+            except BaseException as exc:
                 error = exc
+            if error is not None and self._interval is not None:
+                # Write-behind: the calls returned already, so nobody can take the error.
+                count = sum(len(p.records) for p in batch)
+                if not final:
+                    log.error("audit of %d signatures failed; retrying", count, exc_info=error)
+                    with self._work:  # back to the front, tried again after the interval
+                        self._queue[:0] = batch
+                        self._queued += count
+                    time.sleep(self._interval)
+                    continue
+                log.error("closing: the audit records of %d signatures are lost", count)
             for p in batch:
-                p.finish(error)
+                p.finish(error)  # durable: each caller of the write raises it
 
     def _take(self) -> list[Pending]:
         """Whole submissions up to max_group signatures; always at least the first one."""
@@ -164,99 +207,20 @@ class SignatureAudit:
             taken, count = taken + 1, count + more
         batch = self._queue[:taken]
         del self._queue[:taken]
+        self._queued -= count
         return batch
 
     def close(self) -> None:
         """Write what is queued and stop the writer."""
-        with self._cond:
+        with self._work:
             thread, self._closing = self._thread, True
-            self._cond.notify()
+            self._work.notify()
         if thread is not None:
             thread.join()
 
 
-_QUEUED = Pending([])
+_QUEUED = Pending([])  # what a write-behind caller gets: nothing to wait for
 _QUEUED.finish(None)
-
-
-class WriteBehindAudit:
-    """Opt-in (``keystore_audit_mode = "write_behind"``): ``record`` returns at once and a
-    background thread writes what was queued every ``interval`` seconds, in the same
-    compact records. A crash loses the records of the last interval (more while the
-    database is unreachable: failed writes are retried, and signers wait once
-    ``max_pending`` records are queued). ``close`` writes everything still queued."""
-
-    def __init__(
-        self,
-        sink: AuditSink,
-        *,
-        interval: float = 0.05,
-        budget: int = DETAILS_BUDGET,
-        max_pending: int = 10 * MAX_GROUP,
-    ) -> None:
-        self._sink = sink
-        self._interval = interval
-        self._budget = budget
-        self._max_pending = max_pending
-        self._pending: list[SignatureRecord] = []
-        self._cond = threading.Condition()
-        self._closed = False
-        self._thread = threading.Thread(target=self._run, name="keystore-audit", daemon=True)
-        self._thread.start()
-
-    def record(self, record: SignatureRecord) -> None:
-        self.record_many([record])
-
-    def submit(self, records: Sequence[SignatureRecord]) -> Pending:
-        """Queue ``records``; nothing to wait for in this mode."""
-        self.record_many(records)
-        return _QUEUED
-
-    def record_many(self, records: Sequence[SignatureRecord]) -> None:
-        with self._cond:
-            while not self._closed and len(self._pending) >= self._max_pending:
-                self._cond.notify_all()
-                self._cond.wait()
-            if self._closed:
-                raise RuntimeError("the signature audit is closed")
-            self._pending.extend(records)
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                self._cond.wait_for(
-                    lambda: self._closed or len(self._pending) >= MAX_GROUP, self._interval
-                )
-                batch, self._pending = self._pending, []
-                closed = self._closed
-            if batch and not self._flush(batch, final=closed):
-                time.sleep(self._interval)
-                continue
-            with self._cond:
-                self._cond.notify_all()  # signers waiting on a full queue
-            if closed:
-                return
-
-    def _flush(self, batch: list[SignatureRecord], *, final: bool) -> bool:
-        """Write ``batch``; False when it failed and went back to the queue for a retry."""
-        try:
-            write_records(self._sink, batch, self._budget)
-            return True
-        except Exception:  # the sign calls returned already: keep and retry, never raise here
-            if final:
-                log.exception("closing: the audit records of %d signatures are lost", len(batch))
-                return True
-            log.exception("audit of %d signatures failed; retrying", len(batch))
-            with self._cond:
-                self._pending[:0] = batch
-            return False
-
-    def close(self) -> None:
-        """Write everything queued (one last attempt if the database fails)."""
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-        self._thread.join()
 
 
 def write_records(sink: AuditSink, records: list[SignatureRecord], budget: int) -> None:

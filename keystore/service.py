@@ -27,7 +27,6 @@ from keystore.audit import (
     AuditSink,
     SignatureAudit,
     SignatureRecord,
-    WriteBehindAudit,
 )
 from keystore.cache import ALL_KEYS, CHANNEL, CachedKey, KeyCache
 from keystore.envelope import KekRing
@@ -131,10 +130,8 @@ class KeyStore:
         self._clock = clock
         self._audit = audit
         # Durable by default: sign returns after its audit record commits (keystore.audit).
-        self._signature_audit: SignatureAudit | WriteBehindAudit = (
-            WriteBehindAudit(audit, interval=write_behind_seconds)
-            if audit_mode == "write_behind"
-            else SignatureAudit(audit)
+        self._signature_audit = SignatureAudit(
+            audit, write_behind=write_behind_seconds if audit_mode == "write_behind" else None
         )
         self._coordination = coordination
         self._cache = KeyCache(cache_ttl)

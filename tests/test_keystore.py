@@ -11,6 +11,7 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import select, text
@@ -91,8 +92,8 @@ def env(database_url: str) -> Iterator[Env]:
 
 
 def request(
-    algorithm: Algorithm = Algorithm.SM2, purpose: Purpose = Purpose.SIGN, **kw
-) -> GenerateRequest:  # type: ignore[no-untyped-def]
+    algorithm: Algorithm = Algorithm.SM2, purpose: Purpose = Purpose.SIGN, **kw: Any
+) -> GenerateRequest:
     kw.setdefault("permitted_principals", frozenset({APP.id}))
     return GenerateRequest(label="test key", algorithm=algorithm, purpose=purpose, **kw)
 

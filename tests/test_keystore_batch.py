@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from keystore import Algorithm, SignInput
-from keystore.audit import SYSTEM_ACTOR, SignatureAudit, SignatureRecord, WriteBehindAudit
+from keystore.audit import SYSTEM_ACTOR, SignatureAudit, SignatureRecord
 from tests.test_keystore import ADMIN, APP, STRANGER, Env, env, open_env, request  # noqa: F401
 from trust.audit.encoding import MAX_DETAILS_BYTES, canonical_json
 from trust.errors import Forbidden, InvalidLength, KeySuspended, StorageUnavailable
@@ -247,9 +247,10 @@ def test_write_behind_returns_first_and_writes_within_the_interval(database_url:
     e.store.sign(info.id, b"last", APP)
     e.store.close()  # writes what is still queued
     assert sum(_count(r) for r in _sign_records(e)) == 101
+    e.store.sign(info.id, b"after close", APP)  # a new writer starts
+    e.store.close()
+    assert sum(_count(r) for r in _sign_records(e)) == 102
     assert e.audit.verify().ok
-    with pytest.raises(RuntimeError):
-        e.store.sign(info.id, b"after close", APP)
     e.db.dispose()
 
 
@@ -269,9 +270,26 @@ class _FlakySink(_Sink):
         return super().append(actor, action, **kw)
 
 
+def test_write_behind_callers_wait_only_on_a_full_queue() -> None:
+    sink = _GatedSink()
+    audit = SignatureAudit(sink, write_behind=0.01, max_group=2, max_pending=4)
+    audit.record_many([_rec(0), _rec(1)])  # returns at once; the writer holds it at the gate
+    assert sink.entered.wait(5)
+    audit.record_many([_rec(i) for i in range(2, 6)])  # four queued: the queue is full
+    blocked = threading.Thread(target=audit.record, args=(_rec(6),))
+    blocked.start()
+    blocked.join(0.2)
+    assert blocked.is_alive()
+    sink.gate.set()
+    blocked.join(5)
+    assert not blocked.is_alive()
+    audit.close()
+    assert sum((d or {}).get("count", 1) for _, _, d in sink.calls) == 7
+
+
 def test_write_behind_retries_a_failed_write_and_loses_nothing() -> None:
     sink = _FlakySink(failures=3)
-    audit = WriteBehindAudit(sink, interval=0.01)
+    audit = SignatureAudit(sink, write_behind=0.01)
     audit.record_many([_rec(i) for i in range(5)])
     audit.record(_rec(5))
     deadline = time.monotonic() + 5
