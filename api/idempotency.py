@@ -13,6 +13,13 @@ Stored bodies may hold secrets (``POST /v1/tokens`` returns one), so they are
 kept SM4-GCM encrypted under a key derived from the Idempotency-Key itself, and
 the coordination store only sees a hash of that key: its contents alone reveal
 no answer.
+
+Answers larger than ``idempotency_max_inline_bytes`` (a stamped document may be
+50 MB) are not put into the coordination store (Redis keeps everything in memory):
+their sealed body goes to the database table ``api_idempotency_answer`` under a
+random reference, which the coordination entry holds instead, for the same TTL. A
+retry so still gets the first answer byte for byte (a second stamp would be another
+document with another signing time); expired rows are deleted as new ones are stored.
 """
 
 from __future__ import annotations
@@ -22,8 +29,10 @@ import logging
 import re
 import secrets
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from fastapi import FastAPI
+from sqlalchemy import Column, LargeBinary, String, Table, delete, insert, select
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -32,7 +41,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.middleware import route_template
 from trust import sm4
 from trust.coordination import Coordination, IdempotencyClaim, StoredResponse
-from trust.errors import BadRequest, TrustError
+from trust.db import Database, UTCDateTime, metadata
+from trust.errors import BadRequest, IdempotencyConflict, TrustError
 from trust.sm3 import hmac_sm3
 
 HEADER = "Idempotency-Key"
@@ -45,8 +55,49 @@ CLAIM_TTL = 60.0
 _KEY_FORMAT = re.compile(r"^[\x21-\x7e]{1,255}$")
 _REPLAYED = {b"content-type", b"location"}
 _STATE = "idempotency"
+# A stored answer whose body is in the database names its row in this pseudo-header
+# (never replayed: only _REPLAYED headers are stored besides it).
+_REF = "x-trust-answer-ref"
+_CHUNK = 1 << 20
+
+answers = Table(
+    "api_idempotency_answer",
+    metadata,
+    Column("ref", String(32), primary_key=True),
+    Column("body", LargeBinary, nullable=False),  # nonce + SM4-GCM, as in the coordination store
+    Column("expires_at", UTCDateTime, nullable=False, index=True),
+)
 
 log = logging.getLogger("trust.api")
+
+
+@dataclass(frozen=True)
+class AnswerStore:
+    """Where answers over ``max_inline`` bytes go: the service's database."""
+
+    database: Database
+    max_inline: int
+    now: datetime  # the request's time, on the service clock
+    ttl: timedelta
+
+    def put(self, sealed: bytes) -> str:
+        ref = secrets.token_hex(16)
+        with self.database.session() as session:
+            session.execute(delete(answers).where(answers.c.expires_at < self.now))
+            session.execute(
+                insert(answers).values(ref=ref, body=sealed, expires_at=self.now + self.ttl)
+            )
+        return ref
+
+    def get(self, ref: str) -> bytes:
+        with self.database.session() as session:
+            body = session.execute(select(answers.c.body).where(answers.c.ref == ref)).scalar()
+        if body is None:
+            raise IdempotencyConflict(
+                "the first answer to this Idempotency-Key is no longer stored",
+                reason="answer_expired",
+            )
+        return bytes(body)
 
 
 @dataclass(frozen=True)
@@ -55,6 +106,7 @@ class _Pending:
     claim: IdempotencyClaim
     body_key: bytes
     aad: bytes
+    store: AnswerStore
 
 
 class Replay(Exception):  # noqa: N818 - control flow, not an error
@@ -66,17 +118,18 @@ class Replay(Exception):  # noqa: N818 - control flow, not an error
 
 
 async def begin(request: Request, coordination: Coordination, *, client: str, ttl: float) -> None:
-    """Claim the request's Idempotency-Key, or raise :class:`Replay` with the stored answer."""
+    """Claim the request's Idempotency-Key, or raise :class:`Replay` with the stored answer.
+
+    The database and the inline cap come from the app's services."""
     key = request.headers.get(HEADER)
     if key is None or request.method != "POST":
         return
     if not _KEY_FORMAT.match(key):
         raise BadRequest(f"{HEADER} must be 1 to 255 visible ASCII characters")
-    body = await request.body()
     scope = f"{client}|{route_template(request.scope)}"
     target = request.url.path + ("?" + request.url.query if request.url.query else "")
     fingerprint = hashlib.sha256(
-        b"\0".join([request.method.encode(), target.encode(), hashlib.sha256(body).digest()])
+        b"\0".join([request.method.encode(), target.encode(), await _body_digest(request)])
     ).hexdigest()
     key_id = hashlib.sha256(key.encode()).hexdigest()
     state = await run_in_threadpool(
@@ -84,17 +137,48 @@ async def begin(request: Request, coordination: Coordination, *, client: str, tt
     )
     body_key = hmac_sm3(key.encode(), b"trust idempotent answer\0" + scope.encode())[:16]
     aad = scope.encode()
+    services = request.app.state.services
+    store = AnswerStore(
+        services.database,
+        services.settings.idempotency_max_inline_bytes,
+        services.clock.now(),
+        timedelta(seconds=ttl),
+    )
     if state.response is not None:
-        raise Replay(_replay(state.response, body_key, aad))
+        raise Replay(await run_in_threadpool(_replay, state.response, body_key, aad, store))
     assert state.claim is not None
-    request.state.idempotency = _Pending(coordination, state.claim, body_key, aad)
+    request.state.idempotency = _Pending(coordination, state.claim, body_key, aad, store)
 
 
-def _replay(stored: StoredResponse, body_key: bytes, aad: bytes) -> Response:
-    nonce, sealed = stored.body[:12], stored.body[12:]
+async def _body_digest(request: Request) -> bytes:
+    """SHA-256 of the body; of the parsed form when the guard has read one (a multipart
+    upload naming its resource in a field), which leaves no body to read again."""
+    try:
+        return hashlib.sha256(await request.body()).digest()
+    except RuntimeError:  # "Stream consumed": Starlette keeps only the parsed form
+        pass
+    digest = hashlib.sha256()
+    for name, value in (await request.form()).multi_items():
+        digest.update(hashlib.sha256(name.encode()).digest())
+        if isinstance(value, str):
+            digest.update(b"s" + hashlib.sha256(value.encode()).digest())
+            continue
+        part = hashlib.sha256(f"{value.filename}\0{value.content_type}".encode())
+        while chunk := await value.read(_CHUNK):
+            part.update(chunk)
+        await value.seek(0)  # the route reads the same upload
+        digest.update(b"f" + part.digest())
+    return digest.digest()
+
+
+def _replay(stored: StoredResponse, body_key: bytes, aad: bytes, store: AnswerStore) -> Response:
+    refs = [value for name, value in stored.headers if name == _REF]
+    body = store.get(refs[0]) if refs else stored.body
+    nonce, sealed = body[:12], body[12:]
     response = Response(sm4.gcm_decrypt(body_key, nonce, sealed, aad), status_code=stored.status)
     for name, value in stored.headers:
-        response.headers.append(name, value)
+        if name != _REF:
+            response.headers.append(name, value)
     response.headers[REPLAYED_HEADER] = "true"
     return response
 
@@ -159,6 +243,9 @@ async def _settle(pending: _Pending, messages: list[Message]) -> None:
     nonce = secrets.token_bytes(12)
     sealed = nonce + sm4.gcm_encrypt(pending.body_key, nonce, body, pending.aad)
     try:
+        if len(body) > pending.store.max_inline:
+            ref = await run_in_threadpool(pending.store.put, sealed)
+            headers, sealed = (*headers, (_REF, ref)), b""
         stored = await run_in_threadpool(
             pending.coordination.complete, pending.claim, StoredResponse(status, headers, sealed)
         )

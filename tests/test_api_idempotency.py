@@ -16,10 +16,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
+from api.idempotency import answers
 from tests.api_support import ApiEnv, make_env
 from tests.conftest import need_service
+from tests.ofd_support import make_ofd, sample, service_seal_env
 from trust.audit.schema import audit_record
 from trust.auth import Grant, Role
 from trust.auth.schema import auth_token
@@ -201,3 +203,61 @@ def test_concurrent_same_key_across_workers_does_the_work_once(
         )
         == 1
     )
+
+
+def test_large_answers_go_to_the_database_and_replay_byte_for_byte(tmp_path: Path) -> None:
+    """An answer over idempotency_max_inline_bytes (here a stamped OFD) is stored sealed in
+    the database, the coordination entry holds only its reference; a retry gets the
+    same document and the stamp is made once."""
+    env = make_env(tmp_path, idempotency_max_inline_bytes=1024)
+    seals = service_seal_env(env.app.state.services, env.clock)
+    signer = seals.add_signer("clerk")
+    esid = seals.active_seal(signer)
+    grant = Grant(Role.signer, "seal", frozenset({esid}))
+    headers = {**env.headers(grant), "Idempotency-Key": "stamp-1"}
+    document = make_ofd(1, 4096)
+
+    def stamp(x: str = "20", data: bytes = document) -> httpx.Response:
+        form = {"seal_id": esid, "signer": signer.signer_id, "x": x, "y": "30"}
+        return env.client.post(
+            "/v1/documents/stamp", headers=headers, data=form, files={"file": ("a", data)}
+        )
+
+    first, second = stamp(), stamp()
+    assert first.status_code == second.status_code == 200, first.text
+    assert len(first.content) > 1024 and first.content == second.content
+    assert second.headers["idempotent-replayed"] == "true"
+    assert second.headers["content-type"] == "application/ofd"
+    assert "x-trust-answer-ref" not in second.headers
+    # The fingerprint covers the form fields and the uploaded file (multipart).
+    for other in (stamp(x="21"), stamp(data=make_ofd(2, 4096))):
+        assert other.status_code == 409 and other.json()["reason"] == "fingerprint_mismatch"
+    stamps = audit_record.c.action == "document.stamp"
+    assert count(env.db, audit_record, stamps) == 1
+    with env.db.session() as s:
+        (stored,) = s.execute(select(answers.c.body)).scalars().all()
+    assert document[:64] not in stored and first.content[-64:] not in stored  # sealed
+
+    # Small answers stay in the coordination store.
+    r = env.client.post("/v1/tokens", headers={**env.admin(), "Idempotency-Key": "t"}, json=BODY)
+    assert r.status_code == 201 and count(env.db, answers) == 1
+
+    # Expired rows go as new ones are stored; a replay whose row is gone is a 409.
+    env.clock.advance(2 * env.settings.idempotency_ttl_seconds)
+    headers["Idempotency-Key"] = "stamp-2"
+    assert stamp().status_code == 200 and count(env.db, answers) == 1
+    with env.db.session() as s:
+        s.execute(delete(answers))
+    gone = stamp()
+    assert gone.status_code == 409 and gone.json()["reason"] == "answer_expired", gone.text
+
+
+def test_verify_answers_over_the_cap_replay_too(tmp_path: Path) -> None:
+    env = make_env(tmp_path, idempotency_max_inline_bytes=1024)
+    files = {"file": ("a.ofd", sample("v4signed.ofd"))}
+    h = {"Idempotency-Key": "v-1"}
+    first = env.client.post("/v1/documents/verify", headers=h, files=files)
+    second = env.client.post("/v1/documents/verify", headers=h, files=files)
+    assert first.status_code == second.status_code == 200
+    assert len(first.content) > 1024 and first.json() == second.json()
+    assert second.headers["idempotent-replayed"] == "true" and count(env.db, answers) == 1
