@@ -103,15 +103,20 @@ def test_service_crl_decides_for_certificates_it_issued(tmp_path: Path) -> None:
 
     good = post_cms(env, plain, revocation_mode="require", crls_b64=tsa_crls())
     assert good["indication"] == "TOTAL_PASSED", good
-    assert {e["source"] for e in good["revocation"]} == {"crl"}
-    assert len(good["revocation"]) == 2  # the leaf and the issuing CA, from service CRLs
+    # The leaf and the issuing CA, from the service CAs' own OCSP responders, asked in
+    # process (certvalidator uses them before the service CRLs, which are also given).
+    assert [(e["source"], e["status"]) for e in good["revocation"]] == [("ocsp", "good")] * 2
+    assert {e["certificate_serial"] for e in good["revocation"]} >= {serial.lower().lstrip("0")}
 
     env.clock.set(REVOKED)
     services(env).ca().revoke(serial, "key_compromise")
     env.clock.set(VERIFIED)
     revoked = post_cms(env, plain, revocation_mode="require", crls_b64=tsa_crls())
     assert (revoked["indication"], revoked["sub_indication"]) == ("INDETERMINATE", "REVOKED_NO_POE")
-    assert any(e["status"] == "revoked" for e in revoked["revocation"])
+    assert any(
+        (e["source"], e["status"], e["revocation_reason"]) == ("ocsp", "revoked", "key_compromise")
+        for e in revoked["revocation"]
+    ), revoked["revocation"]
 
     proven = post_cms(env, before_stamp, revocation_mode="require", crls_b64=tsa_crls())
     assert proven["indication"] == "TOTAL_PASSED", proven
@@ -157,8 +162,25 @@ def test_evidence_bundle_reverifies_offline(tmp_path: Path) -> None:
             clock=FakeClock(VERIFIED),
         )
         assert offline.model_dump(mode="json") == report
-        # Without the bundle's CRLs the same question has no answer: they carried it.
-        bare = bundle.model_copy(update={"crls_b64": ()})
+        # The service's OCSP answers are in the bundle too; validated now they carry the
+        # status alone (at a past time they do not: the delegated responder's certificate
+        # is newer, and the CRLs carry it). The TSA's outside PKI keeps its CRLs.
+        # the signer's, and each service issuing CA's (offered as intermediates)
+        assert len(bundle.ocsp_responses_b64) >= 2
+        if report["time_source"] == "current":
+            ocsp_only = bundle.model_copy(update={"crls_b64": tuple(tsa_crls())})
+            again = reverify(
+                der,
+                None,
+                ocsp_only,
+                anchors=anchors,
+                revocation_mode=RevocationMode.REQUIRE,
+                clock=FakeClock(VERIFIED),
+            )
+            assert (again.indication, again.sub_indication) == (verdict[1], verdict[0])
+            assert {e.source for e in again.revocation} == {"ocsp"}
+        # Without the bundle's CRLs and OCSP answers the question has no answer.
+        bare = bundle.model_copy(update={"crls_b64": (), "ocsp_responses_b64": ()})
         again = reverify(
             der,
             None,
@@ -392,3 +414,32 @@ def test_malformed_tokens_and_batches_are_format_failures_fast(tmp_path: Path) -
     )
     assert time.monotonic() - started < 1.0 * len(blobs)
     assert {x["report"]["sub_indication"] for x in r.json()["results"]} == {"FORMAT_FAILURE"}
+
+
+def test_certificate_route_uses_the_service_ocsp(tmp_path: Path) -> None:
+    env = env_with_tsa_root(tmp_path)
+    _, cert, serial = issued_signer(env)
+    pem_text = x509_pem(cert)
+    body = {"certificate_pem": pem_text, "revocation_mode": "require"}
+    r = env.client.post("/v1/verify/certificate", json=body)
+    assert r.status_code == 200 and r.json()["indication"] == "TOTAL_PASSED", r.text
+    leaf = [
+        e for e in r.json()["revocation"] if e["certificate_serial"] == f"{cert.serial_number:x}"
+    ]
+    assert [(e["source"], e["status"]) for e in leaf] == [("ocsp", "good")]
+    services(env).ca().revoke(serial, "key_compromise")
+    r = env.client.post("/v1/verify/certificate", json=body)
+    assert (r.json()["indication"], r.json()["sub_indication"]) == ("TOTAL_FAILED", "REVOKED")
+    leaf = [
+        e for e in r.json()["revocation"] if e["certificate_serial"] == f"{cert.serial_number:x}"
+    ]
+    assert [(e["source"], e["status"]) for e in leaf] == [("ocsp", "revoked")]
+    # With revocation_mode none nothing is asked.
+    r = env.client.post("/v1/verify/certificate", json={**body, "revocation_mode": "none"})
+    assert r.json()["indication"] == "TOTAL_PASSED" and r.json()["revocation"] == []
+
+
+def x509_pem(cert: x509.Certificate) -> str:
+    from asn1crypto import pem as asn1_pem
+
+    return asn1_pem.armor("CERTIFICATE", cert.dump()).decode()

@@ -56,8 +56,16 @@ def test_openssl_verifies_ours(tmp_path: Path, algorithm: KeyAlgorithm, detached
     root, leaf, key = chain(algorithm)
     der = build_signed_data(CONTENT, KeySigner(key, leaf), detached=detached)
     (tmp_path / "ours.p7").write_bytes(der)
-    content_args = ["-content", files["content"]] if detached else []
-    common = ["cms", "-verify", "-binary", "-inform", "DER", "-in", tmp_path / "ours.p7"]
+    content_args: list[str | Path] = ["-content", files["content"]] if detached else []
+    common: list[str | Path] = [
+        "cms",
+        "-verify",
+        "-binary",
+        "-inform",
+        "DER",
+        "-in",
+        tmp_path / "ours.p7",
+    ]
     out = tmp_path / "out.bin"
     done = openssl(*common, *content_args, "-noverify", "-out", out)
     assert done.returncode == 0, done.stderr.decode()

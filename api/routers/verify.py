@@ -31,7 +31,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
-from asn1crypto import x509
+from asn1crypto import ocsp, x509
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
@@ -40,6 +40,7 @@ from api.errors import problem_responses
 from api.report_signing import ReportSigner, ensure_report_signer
 from api.routers.keys import Base64, SignerId
 from api.security import public_if
+from ca.service import CertificateAuthority
 from timestamp.checker import TokenChecker
 from trust.auth import Role
 from trust.errors import ConfigurationError, TrustError
@@ -56,6 +57,7 @@ from trust.validation import (
 from trust.validation.certs import certificate_info, load_certificate, load_certificates
 from trust.validation.cms_report import CmsVerification
 from trust.validation.evidence import EvidenceBundle, build_evidence
+from trust.validation.ocsp_source import OcspSource, ocsp_request
 from trust.validation.signed_report import sign_report
 
 log = logging.getLogger(__name__)
@@ -361,17 +363,41 @@ class CertificateFields(BaseModel):
     sha256_fingerprint: str
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Trust:
     anchors: list[x509.Certificate]
     intermediates: list[x509.Certificate]  # the service's issuing CAs
     crls: list[bytes]  # the request's, then the service CAs' current CRLs
     ocsps: list[bytes]
+    ocsp_source: OcspSource | None = None  # the service CAs' OCSP responders
+
+
+class _ServiceOcsp:
+    """The service's own OCSP responders, asked in process (``OcspSource``) about
+    certificates its CAs issued."""
+
+    def __init__(self, authority: CertificateAuthority, cas: Sequence[x509.Certificate]) -> None:
+        self._authority = authority
+        self._cas = frozenset(c.dump() for c in cas)
+
+    def ocsp(self, certificate: x509.Certificate, issuer: x509.Certificate) -> bytes | None:
+        if issuer.dump() not in self._cas:
+            return None
+        request = ocsp_request(certificate, issuer)
+        try:
+            response = self._authority.ocsp_cached(request) or self._authority.ocsp(request)
+        except TrustError as exc:  # the CRL still covers it
+            log.warning("no OCSP answer from the service CA: %s", exc.detail)
+            return None
+        if ocsp.OCSPResponse.load(response)["response_status"].native != "successful":
+            return None
+        return response
 
 
 def _trust(services: Services, body: _WithRevocation) -> _Trust:
     """Anchors: the service's root CAs and configured roots; intermediates: its issuing
-    CAs; revocation data: the request's plus, unless ``none``, the service CAs' CRLs."""
+    CAs; revocation data: the request's plus, unless ``none``, the service CAs' CRLs and
+    their OCSP responders (asked during validation about the certificates they issued)."""
     trust = _Trust([], [], list(body.crls_b64), list(body.ocsp_responses_b64))
     try:
         authority = services.ca()
@@ -383,6 +409,8 @@ def _trust(services: Services, body: _WithRevocation) -> _Trust:
                     trust.crls.append(authority.current_crl(ca.id))
                 except TrustError as exc:  # that CA's certificates lack data; others do not
                     log.warning("no current CRL for CA %s: %s", ca.id, exc.detail)
+        if body.revocation_mode is not RevocationMode.NONE:
+            trust.ocsp_source = _ServiceOcsp(authority, [*trust.anchors, *trust.intermediates])
     except TrustError as exc:
         # No key store (no master key) means no CA: external roots still work.
         log.warning("service CAs unavailable as trust anchors: %s", exc.detail)
@@ -415,6 +443,7 @@ def _signature_report(
         ocsps=trust.ocsps,
         revocation_mode=body.revocation_mode,
         clock=services.clock,
+        ocsp_source=trust.ocsp_source,
     )
 
 
@@ -430,6 +459,7 @@ def _cms_report(
         ocsps=trust.ocsps,
         revocation_mode=body.revocation_mode,
         clock=services.clock,
+        ocsp_source=trust.ocsp_source,
         timestamp_checker=_CHECKER,
     )
 
@@ -550,6 +580,7 @@ def verify_timestamp_route(
         ocsps=trust.ocsps,
         revocation_mode=body.revocation_mode,
         clock=services.clock,
+        ocsp_source=trust.ocsp_source,
     )
     return _answer(report, services, request, signed=signed)
 
@@ -578,6 +609,7 @@ def verify_certificate(
         ocsps=trust.ocsps,
         revocation_mode=body.revocation_mode,
         clock=services.clock,
+        ocsp_source=trust.ocsp_source,
     )
     return _answer(report, services, request, signed=signed)
 

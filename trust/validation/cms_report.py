@@ -51,6 +51,7 @@ from trust.validation.certs import (
     load_certificate,
 )
 from trust.validation.diagnostics import diagnose_sm2_signature
+from trust.validation.ocsp_source import OcspSource
 from trust.validation.path import PathRequest, PathValidator, RevocationMode
 from trust.validation.report import (
     CertificateInfo,
@@ -98,6 +99,7 @@ class CmsVerification:
     report: ValidationReport
     certificates: tuple[x509.Certificate, ...]  # the CMS's, the tokens', supplied, anchors
     timestamps: tuple[bytes, ...]  # signature timestamp tokens found, DER
+    ocsps: tuple[bytes, ...] = ()  # OCSP responses the ocsp_source gave, DER
 
 
 def verify_cms(
@@ -113,6 +115,7 @@ def verify_cms(
     clock: Clock | None = None,
     sm2_backend: SM2Backend | None = None,
     timestamp_checker: TimestampChecker | None = None,
+    ocsp_source: OcspSource | None = None,
 ) -> ValidationReport:
     """VerifySignedMessage: ``data`` is the detached content (or, for an attached CMS,
     content that must equal the encapsulated one). ``intermediates`` add to the
@@ -129,6 +132,7 @@ def verify_cms(
         clock=clock,
         sm2_backend=sm2_backend,
         timestamp_checker=timestamp_checker,
+        ocsp_source=ocsp_source,
     ).report
 
 
@@ -145,6 +149,7 @@ def verify_cms_detailed(
     clock: Clock | None = None,
     sm2_backend: SM2Backend | None = None,
     timestamp_checker: TimestampChecker | None = None,
+    ocsp_source: OcspSource | None = None,
 ) -> CmsVerification:
     """``verify_cms`` with the certificates and tokens it used."""
     clock = clock or SystemClock()
@@ -169,6 +174,7 @@ def verify_cms_detailed(
         clock=clock,
         sm2_backend=sm2_backend,
         timestamp_checker=timestamp_checker,
+        ocsp_source=ocsp_source,
     )
     done = [_signer_report(context, signer) for signer in parsed.signers]
     reports = tuple(report for report, _ in done)
@@ -184,12 +190,13 @@ def verify_cms_detailed(
         summary = deciding.model_copy(update={"warnings": (note, *deciding.warnings)})
     report = summary.model_copy(update={"signers": reports})
     tokens = tuple(token for _, stamps in done for token in stamps.tokens)
+    fetched = tuple(dict.fromkeys(o for _, stamps in done for o in stamps.ocsps))
     seen = [
         *context.pool,
         *trusted,
         *(c for _, s in done for o in s.outcomes for c in o.certificates),
     ]
-    return CmsVerification(report, tuple(seen), tokens)
+    return CmsVerification(report, tuple(seen), tokens, fetched)
 
 
 @dataclass(frozen=True)
@@ -207,12 +214,14 @@ class _Context:
     clock: Clock
     sm2_backend: SM2Backend | None
     timestamp_checker: TimestampChecker | None
+    ocsp_source: OcspSource | None
 
 
 @dataclass(frozen=True)
 class _Stamps:
     tokens: tuple[bytes, ...]  # the signature timestamp tokens looked at, DER
     outcomes: tuple[TimestampOutcome, ...]  # their checks (none without a checker)
+    ocsps: tuple[bytes, ...]  # from ocsp_source, for the signer's and the TSAs' paths
 
 
 def _signer_report(ctx: _Context, signer: SignerResult) -> tuple[ValidationReport, _Stamps]:
@@ -231,6 +240,7 @@ def _signer_report(ctx: _Context, signer: SignerResult) -> tuple[ValidationRepor
                 crls=ctx.crls,
                 ocsps=ctx.ocsps,
                 revocation_mode=ctx.revocation_mode,
+                ocsp_source=ctx.ocsp_source,
             )
             for token in tokens[:MAX_TIMESTAMPS]
         ]
@@ -252,6 +262,7 @@ def _signer_report(ctx: _Context, signer: SignerResult) -> tuple[ValidationRepor
     warnings: list[Finding] = []
     chain: tuple[CertificateInfo, ...] = ()
     revocation: tuple[RevocationEvidence, ...] = ()
+    fetched: tuple[bytes, ...] = ()
     if cert is None:
         checks += [_skipped(name, "no signer certificate to validate") for name in _PATH_CHECKS]
     else:
@@ -264,8 +275,10 @@ def _signer_report(ctx: _Context, signer: SignerResult) -> tuple[ValidationRepor
                 ocsps=ctx.ocsps,
                 revocation_mode=ctx.revocation_mode,
                 for_signature=True,
+                ocsp_source=ctx.ocsp_source,
             )
         )
+        fetched += path.fetched_ocsps
         checks += path.checks()
         checks.append(_key_usage_check(cert, _SIGNING_USAGES, any_of=True))
         hints += _chain_hints(path, [*ctx.pool, *ctx.trusted], ctx.sm2_backend)
@@ -276,6 +289,7 @@ def _signer_report(ctx: _Context, signer: SignerResult) -> tuple[ValidationRepor
     for stamp in stamps:
         if stamp.path is not None:
             revocation += stamp.path.revocation
+            fetched += stamp.path.fetched_ocsps
     report = ValidationReport.build(
         validated_object=ValidatedObject.CMS_SIGNATURE,
         checks=checks,
@@ -290,7 +304,7 @@ def _signer_report(ctx: _Context, signer: SignerResult) -> tuple[ValidationRepor
         warnings=tuple(warnings),
         hints=tuple(hints),
     )
-    return report, _Stamps(tuple(tokens[:MAX_TIMESTAMPS]), tuple(stamps))
+    return report, _Stamps(tuple(tokens[:MAX_TIMESTAMPS]), tuple(stamps), fetched)
 
 
 _PATH_CHECKS = (

@@ -96,7 +96,9 @@ def build_evidence(
         certificates_b64=tuple(map(_encode, certificates)),
         trust_anchors_sha256=anchors,
         crls_b64=tuple(_encode(_der(c)) for c in dict.fromkeys(map(_der, crls))),
-        ocsp_responses_b64=tuple(_encode(_der(o)) for o in dict.fromkeys(map(_der, ocsps))),
+        ocsp_responses_b64=tuple(
+            _encode(o) for o in dict.fromkeys([*map(_der, ocsps), *verification.ocsps])
+        ),
         timestamps_b64=tuple(map(_encode, verification.timestamps)),
     )
 

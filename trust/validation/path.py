@@ -114,6 +114,7 @@ from trust.validation.certs import (
     name_text,
     serial_hex,
 )
+from trust.validation.ocsp_source import OcspSource, fetch_ocsp
 from trust.validation.report import (
     CertificateInfo,
     Check,
@@ -152,6 +153,8 @@ class PathRequest:
     ocsps: Sequence[OcspInput] = ()
     revocation_mode: RevocationMode = RevocationMode.SOFT_FAIL
     for_signature: bool = False  # the time is a signature's proof of existence (see module)
+    # In-process OCSP (the service's own CAs), asked before validating (ocsp_source.py).
+    ocsp_source: OcspSource | None = None
 
 
 @dataclass(frozen=True)
@@ -184,6 +187,7 @@ class PathResult:
     failure: PathFailure | None
     signature_failures: tuple[CertificateSignatureFailure, ...]
     warnings: tuple[Finding, ...]
+    fetched_ocsps: tuple[bytes, ...] = ()  # DER answers of the request's ocsp_source
 
     @property
     def ok(self) -> bool:
@@ -290,11 +294,17 @@ class PathValidator:
         moment = request.at if request.at is not None else self._clock.now()
         if moment.utcoffset() is None:
             raise ValidationFailed("the validation time must carry a time zone")
+        fetched: tuple[bytes, ...] = ()
+        if request.ocsp_source is not None:
+            target = load_certificate(request.certificate)
+            others = [load_certificate(c) for c in request.intermediates]
+            fetched = fetch_ocsp(request.ocsp_source, [target, *others], [*others, *self._anchors])
+            request = replace(request, ocsps=(*request.ocsps, *fetched), ocsp_source=None)
         key = self._cache_key(request, moment if point_in_time else None)
         cached = _RESULTS.get(key, moment)
         if cached is not None:
             return cached
-        result = await self._validate(request, moment)
+        result = replace(await self._validate(request, moment), fetched_ocsps=fetched)
         _RESULTS.put(key, moment, result)
         return result
 

@@ -5,17 +5,22 @@ SM2 signatures (1.2.156.10197.1.501, and 1.2.156.10197.1.301.1 which some produc
 are verified with Z computed over the signer's public key and the default ID
 ``1234567812345678`` (GM/T 0015, standards.md §4); everything else goes to certvalidator's
 own validator. Failures are reported the way certvalidator expects them:
-``cryptography.exceptions.InvalidSignature``.
+``cryptography.exceptions.InvalidSignature``. Importing this module also gives the
+contexts certvalidator makes internally for delegated OCSP responders the SM2 validator
+(``_SM2ResponderContext``).
 """
 
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 from asn1crypto import algos
 from asn1crypto.keys import PublicKeyInfo
 from cryptography.exceptions import InvalidSignature as PycaInvalidSignature
+from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.errors import AlgorithmNotSupported
+from pyhanko_certvalidator.revinfo import validate_ocsp
 from pyhanko_certvalidator.sig_validate import (
     DEFAULT_VALIDATION_CONTEXT,
     DefaultSignatureValidator,
@@ -86,3 +91,20 @@ class SM2SignatureValidator(SignatureValidator):
             # Wrong key type, bad point, malformed DER or a signature that does not verify:
             # certvalidator treats them all as "the signature could not be verified".
             raise PycaInvalidSignature(exc.detail) from None
+
+
+class _SM2ResponderContext(ValidationContext):
+    """To check a delegated OCSP responder's certificate certvalidator builds a
+    ValidationContext of its own (``revinfo/validate_ocsp.py``) and passes it no signature
+    validator, so pyca's default one, which has no SM2: an SM2 CA's responder certificate
+    then fails with pyca's UnsupportedAlgorithm, and the whole path with it, instead of
+    being checked. Contexts made there get the SM2 validator (other algorithms still go to
+    the default one)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        if kwargs.get("signature_validator") is None:
+            kwargs["signature_validator"] = SM2SignatureValidator()
+        super().__init__(**kwargs)
+
+
+validate_ocsp.ValidationContext = _SM2ResponderContext  # type: ignore[misc,assignment]

@@ -29,6 +29,7 @@ from trust.clock import Clock, SystemClock
 from trust.errors import BadRequest, MalformedASN1
 from trust.sm2.backend import SM2Backend
 from trust.validation.certs import CertificateInput, CrlInput, OcspInput, certificate_info
+from trust.validation.ocsp_source import OcspSource
 from trust.validation.path import PathRequest, PathResult, PathValidator, RevocationMode
 from trust.validation.report import (
     Check,
@@ -124,6 +125,7 @@ def check_timestamp(
     crls: Sequence[CrlInput] = (),
     ocsps: Sequence[OcspInput] = (),
     revocation_mode: RevocationMode = RevocationMode.SOFT_FAIL,
+    ocsp_source: OcspSource | None = None,
 ) -> TimestampOutcome:
     """The checks of one token over ``data`` (or ``digest``), its TSA path at the
     validator's current time."""
@@ -194,6 +196,7 @@ def check_timestamp(
                 ocsps=ocsps,
                 revocation_mode=revocation_mode,
                 for_signature=True,
+                ocsp_source=ocsp_source,
             )
         )
         checks += path.checks()
@@ -253,6 +256,7 @@ def verify_timestamp(
     revocation_mode: RevocationMode = RevocationMode.SOFT_FAIL,
     clock: Clock | None = None,
     sm2_backend: SM2Backend | None = None,
+    ocsp_source: OcspSource | None = None,
 ) -> ValidationReport:
     """A token on its own, over ``data`` or ``digest`` (at most one; neither leaves the
     imprint unchecked)."""
@@ -269,6 +273,7 @@ def verify_timestamp(
         crls=crls,
         ocsps=ocsps,
         revocation_mode=revocation_mode,
+        ocsp_source=ocsp_source,
     )
     path = outcome.path
     return ValidationReport.build(

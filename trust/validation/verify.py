@@ -47,6 +47,7 @@ from trust.validation.certs import (
     name_text,
 )
 from trust.validation.diagnostics import SignatureEncoding, diagnose_sm2_signature
+from trust.validation.ocsp_source import OcspSource
 from trust.validation.path import PathRequest, PathResult, PathValidator, RevocationMode
 from trust.validation.report import (
     CertificateInfo,
@@ -93,6 +94,7 @@ def verify_raw_signature(
     revocation_mode: RevocationMode = RevocationMode.REQUIRE,
     clock: Clock | None = None,
     sm2_backend: SM2Backend | None = None,
+    ocsp_source: OcspSource | None = None,
 ) -> ValidationReport:
     """VerifySignedData: ``data`` is the signed message, or ``digest`` the precomputed
     value that was signed (SM2: e = SM3(Z || M); ECDSA/RSA: the message hash).
@@ -129,6 +131,7 @@ def verify_raw_signature(
                     RevocationMode.NONE if level is VerifyLevel.CHAIN else revocation_mode
                 ),
                 for_signature=True,
+                ocsp_source=ocsp_source if level is VerifyLevel.REVOCATION else None,
             )
         )
         checks += _path_checks(path, level)
@@ -163,6 +166,7 @@ def validate_certificate(
     key_usage: Iterable[str] = (),
     clock: Clock | None = None,
     sm2_backend: SM2Backend | None = None,
+    ocsp_source: OcspSource | None = None,
 ) -> ValidationReport:
     """ValidateCert: the certificate's status at ``at`` (default now). ``chain`` holds the
     other certificates it may chain through; ``key_usage`` names asn1crypto key usages
@@ -177,6 +181,7 @@ def validate_certificate(
             ocsps=ocsps,
             revocation_mode=revocation_mode,
             for_signature=False,
+            ocsp_source=ocsp_source,
         )
     )
     wanted = frozenset(key_usage)
