@@ -13,6 +13,7 @@ from starlette.middleware import Middleware
 from api import errors, idempotency
 from api.deps import build_services
 from api.idempotency import IdempotencyMiddleware
+from api.lean import LeanDispatchMiddleware
 from api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from api.openapi import install_openapi
 from api.routers import (
@@ -94,6 +95,8 @@ def create_app(
                 path_limits={"/v1/documents/": settings.document_max_bytes},
             ),
             Middleware(IdempotencyMiddleware),
+            # Innermost: runs the simply declared routes without FastAPI's generic path.
+            Middleware(LeanDispatchMiddleware),
         ],
     )
     app.state.settings = settings

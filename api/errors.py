@@ -122,7 +122,7 @@ def _headers_for(exc: TrustError) -> dict[str, str]:
 # --- handlers -------------------------------------------------------------------
 
 
-async def _trust_error(request: Request, exc: Exception) -> Response:
+async def trust_error_response(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, TrustError)
     if exc.status >= 500:
         log.error(
@@ -157,7 +157,7 @@ def _validation_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
     ]
 
 
-async def _validation_error(request: Request, exc: Exception) -> Response:
+async def validation_error_response(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
     if any(e.get("type") == "json_invalid" for e in errors):
@@ -185,7 +185,7 @@ _HTTP_ERRORS: dict[int, type[TrustError]] = {
 }
 
 
-async def _http_error(request: Request, exc: Exception) -> Response:
+async def http_error_response(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     cls = _HTTP_ERRORS.get(exc.status_code)
     if cls is None:
@@ -200,9 +200,9 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 def install(app: FastAPI) -> None:
     """Register the handlers on ``app``."""
-    app.add_exception_handler(TrustError, _trust_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(TrustError, trust_error_response)
+    app.add_exception_handler(RequestValidationError, validation_error_response)
+    app.add_exception_handler(StarletteHTTPException, http_error_response)
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:

@@ -42,7 +42,7 @@ class Readiness(BaseModel):
 
 
 @router.get("/healthz", summary="Process is up", response_model=Health)
-def healthz() -> Health:
+async def healthz() -> Health:
     return Health(status="ok")
 
 

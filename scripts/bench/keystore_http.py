@@ -12,7 +12,8 @@ right before the HTTP figures):
 - raw: ``get_backend("openssl")`` private handle ``sign`` loop of a 32-byte message,
   one thread, in this process;
 - sign: ``POST /v1/keys/{id}/sign``, one signature per request, keep-alive
-  (``httpx.Client``), one client, then --clients concurrent clients;
+  (``scripts/bench/load.py``: a raw-socket client per process), one client, then
+  --clients concurrent clients;
 - sign:batch: ``POST /v1/keys/{id}/sign:batch`` with --batch items a request, one client.
 
 Targets: sign >= 0.5x raw, sign:batch >= 0.75x raw. The client runs on the same
@@ -41,6 +42,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from scripts.bench.load import http_rate  # noqa: E402
 from trust.sm2.select import get_backend  # noqa: E402
 
 MESSAGE = b"k" * 32
@@ -178,35 +180,36 @@ def main() -> None:
         ),
     ):
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-        client = thread_clients(base, headers)
-
-        def post(path: str, body: bytes, count: int) -> Callable[[], int]:
-            def op() -> int:
-                r = client().post(path, content=body)
-                if r.status_code != 200:
-                    raise SystemExit(f"{path}: {r.status_code} {r.text}")
-                return count
-
-            return op
-
         runs = {
-            "sign, 1 client": (post(f"/v1/keys/{key_id}/sign", single, 1), 1, "sign"),
+            "sign, 1 client": (f"/v1/keys/{key_id}/sign", single, 1, 1, "sign"),
             f"sign, {args.clients} clients": (
-                post(f"/v1/keys/{key_id}/sign", single, 1),
+                f"/v1/keys/{key_id}/sign",
+                single,
+                1,
                 args.clients,
                 "sign",
             ),
             f"sign:batch x{args.batch}, 1 client": (
-                post(f"/v1/keys/{key_id}/sign:batch", batch, args.batch),
+                f"/v1/keys/{key_id}/sign:batch",
+                batch,
+                args.batch,
                 1,
                 "sign:batch",
             ),
         }
         best: dict[str, tuple[float, float]] = {}
         for _ in range(args.rounds):
-            for name, (op, threads, _target) in runs.items():
+            for name, (path, body, per_request, clients, _target) in runs.items():
                 raw = rate(lambda: (handle.sign(MESSAGE), 1)[1], args.seconds)
-                http = rate(op, args.seconds, threads)
+                http = http_rate(
+                    base,
+                    path,
+                    body,
+                    headers=headers,
+                    seconds=args.seconds,
+                    clients=clients,
+                    per_request=per_request,
+                )
                 if name not in best or http / raw > best[name][1] / best[name][0]:
                     best[name] = (raw, http)
 
@@ -216,7 +219,7 @@ def main() -> None:
     )
     print(f"{'':30}{'raw':>8}{'http':>8}{'ratio':>8}{'target':>8}")
     for name, (raw, http) in best.items():
-        target = TARGETS[runs[name][2]]
+        target = TARGETS[runs[name][4]]
         verdict = "ok" if http / raw >= target else "MISSED"
         print(f"{name:30}{raw:>8.0f}{http:>8.0f}{http / raw:>8.2f}{target:>7.2f} {verdict}")
 
