@@ -105,16 +105,13 @@ class ApplyRequest:
 class RevocationInput:
     """What a caller supplies to check certificates from CAs other than the service's:
     CRLs and OCSP responses (DER; nothing is fetched) and what missing data means, as for
-    the signing service's verification (``soft-fail``: reported, ``hard-fail`` and
-    ``require``: refused or INDETERMINATE, ``none``: not checked)."""
+    the signing service's verification (``soft-fail``: reported; ``require``, and
+    ``hard-fail`` for a certificate naming a CRL or OCSP location: refused or
+    INDETERMINATE; ``none``: not checked)."""
 
     crls: tuple[bytes, ...] = field(default=(), repr=False)
     ocsps: tuple[bytes, ...] = field(default=(), repr=False)
     mode: RevocationMode = RevocationMode.SOFT_FAIL
-
-    @property
-    def required(self) -> bool:
-        return self.mode in (RevocationMode.HARD_FAIL, RevocationMode.REQUIRE)
 
 
 NO_REVOCATION_DATA = RevocationInput()

@@ -6,8 +6,9 @@ Revocation of a certificate the service's CA issued comes from its records. For 
 another CA it comes from the CRLs and OCSP responses the caller supplied
 (``RevocationInput``, nothing is fetched), through the same path validation with the
 caller's revocation mode: the answer is good, revoked (when, why, from which source) or
-unknown (and why); unknown is INDETERMINATE/TRY_LATER in ``hard-fail`` and ``require``
-modes and ``not_checked`` otherwise, so a report never claims a check it did not make.
+unknown (and why); unknown is INDETERMINATE/TRY_LATER where the mode requires data
+(``require``; ``hard-fail`` for a certificate that names a CRL or OCSP location) and
+``not_checked`` otherwise, so a report never claims a check it did not make.
 
 Path results are cached per certificate (``cache_seconds``): a path that validated is
 valid at any instant inside every certificate's validity window of that path, since no
@@ -175,9 +176,15 @@ class SealTrust:
             issued = None
         if issued is not None:
             return issued
-        required = revocation.required
         if revocation.mode is RevocationMode.NONE:
             return CertificateStatus(RevocationState.UNKNOWN, "revocation checking not requested")
+        cert = load_certificate(cert_der)
+        # As certvalidator's modes: hard-fail needs data where the certificate names a CRL
+        # or OCSP location, require always.
+        required = revocation.mode is RevocationMode.REQUIRE or (
+            revocation.mode is RevocationMode.HARD_FAIL
+            and bool(cert.crl_distribution_points or cert.ocsp_urls)
+        )
         if not (revocation.crls or revocation.ocsps or required):
             return CertificateStatus(
                 RevocationState.UNKNOWN,
@@ -195,7 +202,7 @@ class SealTrust:
                 revocation_mode=revocation.mode,
             )
         )
-        return _third_party_status(cert_der, result, required)
+        return _third_party_status(serial_hex(cert.serial_number), result, required)
 
     def _path(self, cert_der: bytes, when: datetime) -> PathResult:
         key = sm3(cert_der)
@@ -300,10 +307,9 @@ class SealTrust:
         )
 
 
-def _third_party_status(cert_der: bytes, result: PathResult, required: bool) -> CertificateStatus:
-    """A path validation with the caller's revocation data, as the status of its leaf (a
-    revoked issuer revokes it too)."""
-    leaf = serial_hex(load_certificate(cert_der).serial_number)
+def _third_party_status(leaf: str, result: PathResult, required: bool) -> CertificateStatus:
+    """A path validation with the caller's revocation data, as the status of its leaf
+    (serial ``leaf``; a revoked issuer revokes it too)."""
     for evidence in result.revocation:
         if evidence.status is RevocationStatus.REVOKED:
             whose = "" if evidence.certificate_serial == leaf else (

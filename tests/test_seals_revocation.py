@@ -127,6 +127,9 @@ def test_stamping_with_a_signer_from_another_ca(env: SealEnv, foreign: Foreign) 
     assert good.signer_revocation.source == "CRL"  # type: ignore[attr-defined]
     with pytest.raises(Unknown):
         stamp(env, esid, foreign.signer, mode=RevocationMode.REQUIRE)
+    # hard-fail requires data only where the certificate names a CRL or OCSP location.
+    lax = stamp(env, esid, foreign.signer, mode=RevocationMode.HARD_FAIL)
+    assert lax.signer_revocation.state is RevocationState.UNKNOWN  # type: ignore[attr-defined]
     revoked = crl(env, foreign, env.clock.now() - timedelta(days=1))
     for mode in (RevocationMode.SOFT_FAIL, RevocationMode.REQUIRE):
         with pytest.raises(SignerCertificateRevoked):
