@@ -3,12 +3,13 @@
 Every signature is audited before it is returned, so a crash can never leave a
 signature without its record. The record (caller, key, version, digest) is known
 before the signature is computed, so the key store submits it first and signs while
-a writer thread commits it, then waits for that commit: the commit overlaps the
-signing (OpenSSL releases the GIL) instead of following it. Records submitted while
-a write is in flight share the next transaction (group commit). A lone submission of
-one signature is an ordinary ``key.sign`` record (actor = the caller); anything more
-is ``key.sign.batch``. ``submit`` takes a whole batch of one caller's signatures
-(``KeyStore.sign_many``) as one entry of the queue.
+a writer thread can commit it, then makes sure it is committed (writing it itself
+if the writer thread has not started): the commit overlaps the signing (OpenSSL
+releases the GIL) where the machine has a core free, and follows it where not.
+Records submitted while a write is in flight share the next transaction (group
+commit). A lone submission of one signature is an ordinary ``key.sign`` record
+(actor = the caller); anything more is ``key.sign.batch``. ``submit`` takes a whole
+batch of one caller's signatures (``KeyStore.sign_many``) as one entry of the queue.
 
 A ``key.sign.batch`` record lists signatures compactly, grouped by caller, key,
 version and kind of digest: ``{"count": n, "groups": [{"actor", "key", "version",
@@ -22,7 +23,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple, Protocol
 
@@ -73,43 +73,46 @@ class SignatureRecord(NamedTuple):
 
 
 class Pending:
-    """A submitted group of records; ``wait`` returns once they are committed (or raises
-    the write's error)."""
+    """A submission of records; ``wait`` returns once they are committed (or raises the
+    write's error)."""
 
-    __slots__ = ("records", "_lock", "error")
+    __slots__ = ("records", "done", "error", "_audit")
 
-    def __init__(self, records: list[SignatureRecord]) -> None:
+    def __init__(self, records: list[SignatureRecord], audit: SignatureAudit | None) -> None:
         self.records = records
+        self.done = audit is None
         self.error: BaseException | None = None
-        # A raw lock held until the write ends: the cheapest thing a thread can block on.
-        self._lock = threading.Lock()
-        self._lock.acquire()
-
-    def finish(self, error: BaseException | None) -> None:
-        self.error = error
-        self._lock.release()
+        self._audit = audit
 
     def wait(self) -> None:
-        self._lock.acquire()
-        self._lock.release()  # a second wait returns at once
+        if not self.done:
+            assert self._audit is not None
+            self._audit.settle(self)
         if self.error is not None:
             raise self.error
 
 
+_QUEUED = Pending([], None)  # what a write-behind caller gets: nothing to wait for
+
+
 class SignatureAudit:
-    """Signature records, written by one writer thread per key store (started on first use).
+    """Signature records and their group commit; one per key store.
 
-    ``submit`` queues a caller's records and returns at once, so the caller computes its
-    signatures while the writer commits. Whatever is queued while a write is in flight
-    goes into the next one (group commit), up to ``max_group`` signatures a write.
+    ``submit`` queues a caller's records and wakes the writer thread, so the records
+    can be committed while the caller computes its signatures. Every write takes what
+    is queued (up to ``max_group`` signatures), so records that queue while a write is
+    in flight share the next one (group commit).
 
-    - Durable (the default): the caller waits on the returned ``Pending`` before it
-      returns its signatures, so a signature is never returned before its record is
-      committed; a failed write is raised in every caller of that write.
+    - Durable (the default): the caller then waits on the returned ``Pending`` before it
+      returns its signatures. If no write has taken its records yet, it writes the queue
+      itself rather than wait for the writer thread to be scheduled (on a busy machine
+      that can take longer than the commit); otherwise it waits for that write. A
+      signature is never returned before its record is committed; a failed write is
+      raised in every caller in it.
     - Write-behind (``write_behind`` = an interval in seconds; opt-in,
-      ``keystore_audit_mode = "write_behind"``): nothing to wait for; the writer collects
-      for up to the interval and commits. A crash loses the records of the last interval
-      (more while the database is unreachable: failed writes are retried).
+      ``keystore_audit_mode = "write_behind"``): nothing to wait for; the writer thread
+      collects for up to the interval and commits. A crash loses the records of the last
+      interval (more while the database is unreachable: failed writes are retried).
 
     Either way callers wait once ``max_pending`` signatures are queued, and ``close``
     writes everything queued (in write-behind, one last attempt if the database fails).
@@ -130,10 +133,11 @@ class SignatureAudit:
         self._max = max_group
         self._max_pending = max_pending
         lock = threading.Lock()
-        self._work = threading.Condition(lock)  # the writer waits here for records
-        self._room = threading.Condition(lock)  # callers wait here on a full queue
+        self._work = threading.Condition(lock)  # the writer thread waits here for records
+        self._settled = threading.Condition(lock)  # callers wait here for a write to end
         self._queue: list[Pending] = []
         self._queued = 0  # signatures in the queue
+        self._writing = False  # one write at a time keeps the records in queue order
         self._closing = False
         self._thread: threading.Thread | None = None
 
@@ -146,10 +150,10 @@ class SignatureAudit:
             self.submit(records).wait()
 
     def submit(self, records: Sequence[SignatureRecord]) -> Pending:
-        pending = Pending(list(records))
+        pending = Pending(list(records), self)
         with self._work:
             while self._queued >= self._max_pending:
-                self._room.wait()
+                self._settled.wait()
             if self._thread is None or not self._thread.is_alive():
                 # Started on first use (and again after close, or in a forked child).
                 self._closing = False
@@ -164,38 +168,58 @@ class SignatureAudit:
                 self._work.notify()
         return pending if self._interval is None else _QUEUED
 
+    def settle(self, pending: Pending) -> None:
+        """Durable: return once ``pending`` is written, writing the queue here when no
+        write is in flight."""
+        with self._work:
+            while not pending.done:
+                if self._writing:
+                    self._settled.wait()
+                else:
+                    self._write(self._take())
+
     def _run(self) -> None:
         while True:
             with self._work:
-                self._work.wait_for(lambda: self._queue or self._closing)
-                if self._interval is not None:
+                self._work.wait_for(lambda: (self._queue or self._closing) and not self._writing)
+                if self._interval is not None and not self._closing:
+                    # Write-behind (callers never write, so nothing else starts a write).
                     self._work.wait_for(
                         lambda: self._closing or self._queued >= self._max, self._interval
                     )
                 if not self._queue:
                     self._thread = None  # under the lock: a later submit starts a new one
                     return
-                batch = self._take()
-                final = self._closing
-                self._room.notify_all()
-            error: BaseException | None = None
-            try:
-                write_records(self._sink, [r for p in batch for r in p.records], self._budget)
-            except BaseException as exc:
-                error = exc
-            if error is not None and self._interval is not None:
-                # Write-behind: the calls returned already, so nobody can take the error.
-                count = sum(len(p.records) for p in batch)
-                if not final:
-                    log.error("audit of %d signatures failed; retrying", count, exc_info=error)
-                    with self._work:  # back to the front, tried again after the interval
-                        self._queue[:0] = batch
-                        self._queued += count
-                    time.sleep(self._interval)
-                    continue
-                log.error("closing: the audit records of %d signatures are lost", count)
-            for p in batch:
-                p.finish(error)  # durable: each caller of the write raises it
+                self._write(self._take())
+
+    def _write(self, batch: list[Pending]) -> None:
+        """Write ``batch`` (just taken from the queue); the lock is released meanwhile."""
+        self._writing = True
+        final = self._closing
+        self._work.release()
+        error: BaseException | None = None
+        try:
+            write_records(self._sink, [r for p in batch for r in p.records], self._budget)
+        except BaseException as exc:
+            error = exc
+        finally:
+            self._work.acquire()
+        self._writing = False
+        if error is not None and self._interval is not None:
+            # Write-behind: the calls returned already, so nobody can take the error.
+            count = sum(len(p.records) for p in batch)
+            if not final:
+                log.error("audit of %d signatures failed; retrying", count, exc_info=error)
+                self._queue[:0] = batch  # back to the front, tried again after the interval
+                self._queued += count
+                self._work.wait(self._interval)
+                return
+            log.error("closing: the audit records of %d signatures are lost", count)
+        for p in batch:
+            p.error, p.done = error, True  # durable: each caller of the write raises it
+        self._settled.notify_all()  # their callers, and callers waiting for room
+        if self._queue or self._closing:
+            self._work.notify()
 
     def _take(self) -> list[Pending]:
         """Whole submissions up to max_group signatures; always at least the first one."""
@@ -211,16 +235,12 @@ class SignatureAudit:
         return batch
 
     def close(self) -> None:
-        """Write what is queued and stop the writer."""
+        """Write what is queued and stop the writer thread."""
         with self._work:
             thread, self._closing = self._thread, True
             self._work.notify()
         if thread is not None:
             thread.join()
-
-
-_QUEUED = Pending([])  # what a write-behind caller gets: nothing to wait for
-_QUEUED.finish(None)
 
 
 def write_records(sink: AuditSink, records: list[SignatureRecord], budget: int) -> None:
