@@ -244,13 +244,14 @@ class SealService:
         # Stamping reads the same seal again and again: kept until a change to it is
         # broadcast (by this service, in whichever process makes it) or cache_seconds.
         self._coordination = coordination
+        # Entries hold the seal (its picture up to 256 KiB), hence the small bound.
         self._seals: BroadcastCache[str, SealRecord] | None = BroadcastCache.of(
-            coordination, SEAL_CHANNEL, cache_seconds, size=256
+            coordination, SEAL_CHANNEL, cache_seconds, size=64
         )
         # Verification and the public status check read a seal's history the same way
         # (a 1-tuple, so that "no such seal" is kept too).
         self._registered: BroadcastCache[str, tuple[RegisteredSeal | None]] | None = (
-            BroadcastCache.of(coordination, SEAL_CHANNEL, cache_seconds, size=256)
+            BroadcastCache.of(coordination, SEAL_CHANNEL, cache_seconds, size=64)
         )
         # Signer handles by (signer id, actor, key, certificate): making one reads and
         # parses the key's public key; the signer record is still read at every use.
