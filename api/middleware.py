@@ -100,7 +100,7 @@ class RequestContextMiddleware:
             elapsed = time.perf_counter() - started
             route = route_template(scope)
             metrics.observe_request(scope["method"], route, status, elapsed)
-            if self.log_requests:
+            if self.log_requests and access_log.isEnabledFor(logging.INFO):
                 access_log.info(json.dumps(_access_record(scope, route, status, elapsed)))
 
 
