@@ -1,6 +1,7 @@
 """The production seal service (SQL registry, maker key in the key store certified by
-the service's CA, certificate status from the CA's records) and seal verification with
-the service's trust anchors."""
+the service's CA, certificate status as verification finds it: the CA's records for its
+own certificates, the caller's CRLs and OCSP responses for others) and seal verification
+with the service's trust anchors."""
 
 from __future__ import annotations
 
