@@ -35,6 +35,9 @@ SYSTEM_ACTOR = "system:keystore"
 DETAILS_BUDGET = 15_000
 # Signatures one write takes at most, so no signer waits behind an endless queue.
 MAX_GROUP = 1_000
+# How long the writer thread lets durable records gather before it writes them (0.1 ms:
+# measured against 0, 0.2 and 0.4 ms on 1 thread; longer and the signer writes itself).
+DURABLE_GATHER = 0.0001
 _GROUP_OVERHEAD = 100  # the JSON around one group, besides its actor and key
 
 
@@ -98,8 +101,9 @@ _QUEUED = Pending([], None)  # what a write-behind caller gets: nothing to wait 
 class SignatureAudit:
     """Signature records and their group commit; one per key store.
 
-    ``submit`` queues a caller's records and wakes the writer thread, so the records
-    can be committed while the caller computes its signatures. Every write takes what
+    ``submit`` queues a caller's records and wakes the writer thread, which lets records
+    gather for ``DURABLE_GATHER`` (by then the caller is inside its signature, with the
+    GIL released) and commits them while the caller computes. Every write takes what
     is queued (up to ``max_group`` signatures), so records that queue while a write is
     in flight share the next one (group commit).
 
@@ -129,6 +133,7 @@ class SignatureAudit:
     ) -> None:
         self._sink = sink
         self._interval = write_behind
+        self._gather = DURABLE_GATHER if write_behind is None else write_behind
         self._budget = budget
         self._max = max_group
         self._max_pending = max_pending
@@ -182,11 +187,15 @@ class SignatureAudit:
         while True:
             with self._work:
                 self._work.wait_for(lambda: (self._queue or self._closing) and not self._writing)
-                if self._interval is not None and not self._closing:
-                    # Write-behind (callers never write, so nothing else starts a write).
+                if not self._closing:
+                    # Gather first: write-behind for its interval; durable for a moment, so
+                    # that the signer is inside its signature (GIL released) before this
+                    # thread needs the GIL, and more records join the write.
                     self._work.wait_for(
-                        lambda: self._closing or self._queued >= self._max, self._interval
+                        lambda: self._closing or self._queued >= self._max, self._gather
                     )
+                if self._writing or not (self._queue or self._closing):
+                    continue  # a caller took the queue meanwhile
                 if not self._queue:
                     self._thread = None  # under the lock: a later submit starts a new one
                     return

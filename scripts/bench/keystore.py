@@ -94,7 +94,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
+    parser.add_argument(
+        "--modes", default="no audit,durable,write-behind", help="comma-separated rows to run"
+    )
     args = parser.parse_args()
+    modes = args.modes.split(",")
 
     url = args.database_url or f"sqlite:///{tempfile.mkdtemp()}/bench.db"
     db = Database(url)
@@ -121,6 +125,8 @@ def main() -> None:
     print(f"{'':24}{'threads':>8}{'raw':>10}{'keystore':>10}{'ratio':>8}")
     for threads in (1, args.threads):
         for name, store in stores.items():
+            if name not in modes:
+                continue
             raws: list[float] = []
             kss: list[float] = []
             for _ in range(round(args.rounds * args.seconds / SLICE)):
