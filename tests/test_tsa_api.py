@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from asn1crypto import pem, x509
+from fastapi.routing import APIRoute, iter_route_contexts
 
 from api.deps import Services
 from tests.api_support import ApiEnv, make_env
@@ -119,6 +120,31 @@ def test_transport_errors(env: ApiEnv, units: dict[str, UnitRecord]) -> None:
     # A malformed body is the TSA's verdict, in RFC 3161 form, never a 500.
     for body in (b"", b"\x30\x03\x02\x01", b"junk" * 100, request(DATA)[:-3]):
         assert parse_response(post_query(env, body)).failure_info == {"bad_data_format"}
+
+
+def test_lean_route_serves_rfc3161_as_the_declared_route(
+    env: ApiEnv, units: dict[str, UnitRecord]
+) -> None:
+    # The lean route matches first; the declared routes stay for OpenAPI.
+    first = next(c for c in iter_route_contexts(env.app.routes) if c.path_format == "/tsa")
+    assert not isinstance(first.original_route, APIRoute)
+    assert {"/tsa", "/tsa/{unit}"} <= set(env.client.get("/openapi.json").json()["paths"])
+    # A unit name the declared route's pattern refuses: its 422, not a 404 from the TSA.
+    for bad in ("x" * 65, "a%20b"):
+        r = env.client.post(f"/tsa/{bad}", content=request(DATA), headers=QUERY)
+        assert r.status_code == 422 and r.json()["code"] == "validation_failed"
+    # Metrics and Idempotency-Key scopes name the declared route.
+    post_query(env, request(DATA, "sm3"))
+    post_query(env, request(DATA, "sm3"), "/tsa/ecdsa")
+    metrics = env.client.get("/metrics").text
+    assert 'route="/tsa",status="200"' in metrics
+    assert 'route="/tsa/{unit}",status="200"' in metrics
+    assert 'method="POST",route="<unmatched>"' not in metrics
+    again = {**QUERY, "Idempotency-Key": "tsa-1"}
+    a = env.client.post("/tsa", content=request(DATA, "sm3"), headers=again)
+    b = env.client.post("/tsa", content=request(DATA, "sm3"), headers=again)
+    assert a.status_code == b.status_code == 200 and a.content == b.content
+    assert b.headers.get("Idempotent-Replayed") == "true"
 
 
 def test_failure_infos_over_http(env: ApiEnv, units: dict[str, UnitRecord]) -> None:
