@@ -387,9 +387,12 @@ def test_sign_refusals(env: ApiEnv) -> None:
     assert_problem(
         _sign(env, unknown, "sgn_000000000000000000000000", make_ofd()), 404, "signer_not_found"
     )
-    # No TSA unit in this environment: the service's timestamper names the missing unit.
+    # No TSA unit in this environment: refused before the key store signs anything.
+    audit = env.app.state.services.audit
+    before = audit.tail(1)[-1].seq
     r = _sign(env, grant, signer.signer_id, make_ofd(), timestamp="true")
-    assert_problem(r, 404, "not_found")
+    assert_problem(r, 503, "timestamp_unavailable")
+    assert "key.sign" not in [e.action for e in audit.tail(20) if e.seq > before]
 
 
 def test_svg_seal_stamps_ofd_but_not_pdf(env: ApiEnv) -> None:
@@ -407,3 +410,15 @@ def test_svg_seal_stamps_ofd_but_not_pdf(env: ApiEnv) -> None:
     assert_problem(r, 422, "seal_image_unsupported")
     after = [(e.action, e.outcome) for e in audit.tail(20) if e.seq > before]
     assert [a for a in after if a[0] != "token.create"] == [("document.stamp", "failure")]
+
+
+def test_pdf_stamp_without_a_tsa_unit_signs_nothing(env: ApiEnv) -> None:
+    seals = _seals(env)
+    signer = seals.add_signer("clerk")
+    esid = seals.active_seal(signer, picture=seal_png())
+    grant = Grant(Role.signer, "seal", frozenset({esid}))
+    audit = env.app.state.services.audit
+    before = audit.tail(1)[-1].seq
+    r = _stamp(env, grant, esid, signer, make_pdf(1), timestamp="true")
+    assert_problem(r, 503, "timestamp_unavailable")
+    assert "key.sign" not in [e.action for e in audit.tail(20) if e.seq > before]

@@ -20,6 +20,7 @@ from typing import Protocol
 
 from asn1crypto import x509
 
+from ca.signers import Timestamper
 from keystore.model import Actor
 from seals.documents.bounded import Callback, WorkerLimits, shared_pool
 from seals.documents.detect import detect_format
@@ -31,7 +32,6 @@ from seals.documents.pdf_appearance import Placement as PdfPlacement
 from seals.documents.pdf_io import DEFAULT_MAX_PDF_BYTES
 from seals.documents.pdf_jobs import SIGN, TIMESTAMP, StampJob, stamp_job, verify_job
 from seals.documents.pdf_report import pdf_document_report
-from seals.documents.pdf_signer import TimestampFunction
 from seals.documents.report import DocumentFormat, DocumentReport, SealSummary
 from seals.registry import SealRecord
 from seals.service import StampRequest, StampResult, StampSigner
@@ -117,7 +117,7 @@ class DocumentService:
         *,
         seal_verifier: SealVerifierFn | None = None,
         anchors: Callable[[], Sequence[x509.Certificate]] = tuple,
-        timestamper: TimestampFunction | None = None,
+        timestamper: Timestamper | None = None,
         limits: PackageLimits = PackageLimits(),
         pdf_limits: WorkerLimits = WorkerLimits(),
         pdf_workers: int = 2,
@@ -169,8 +169,7 @@ class DocumentService:
                     "Sign-type signatures are OFD signatures; a PDF is signed by stamping it"
                 )
             details["format"] = DocumentFormat.OFD.value
-            if request.timestamp and self._timestamper is None:
-                raise TimestampUnavailable("no time-stamp authority is configured")
+            self._check_timestamper(request.timestamp)
             signers = self._signers()
             data = sign_ofd(
                 request.data,
@@ -248,8 +247,7 @@ class DocumentService:
     def _stamp_pdf(self, request: StampDocumentRequest, actor: Actor) -> StampedDocument:
         if request.last_page is not None or request.mode is StampMode.WHOLE:
             raise ValidationFailed("riding seals and whole protection are OFD options")
-        if request.timestamp and self._timestamper is None:
-            raise TimestampUnavailable("no time-stamp authority is configured")
+        self._check_timestamper(request.timestamp)
         seal, _ = self._seals().stamping_signer(request.seal_id, request.signer_id, actor)
         if seal.picture_type != "PNG":
             raise SealImageUnsupported(
@@ -274,6 +272,15 @@ class DocumentService:
             stamp_job, (request.data, job), self._pdf_limits, calls=calls
         )
         return StampedDocument(result.pdf, DocumentFormat.PDF, PDF_MEDIA_TYPE)
+
+    def _check_timestamper(self, wanted: bool) -> None:
+        """Before any signature: one refused its timestamp afterwards would already be
+        recorded by the key store."""
+        if not wanted:
+            return
+        if self._timestamper is None:
+            raise TimestampUnavailable("no time-stamp authority is configured")
+        self._timestamper.check()
 
     def _registered(self, esid: str) -> SealSummary | None:
         """The registry's name for a seal a PDF stamp names; None when unknown."""
