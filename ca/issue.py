@@ -177,7 +177,7 @@ class Issuer:
         # Keyed by immutable values (certificate DER; CA id, issuer key, profile version),
         # so entries never go stale; one per CA certificate and profile.
         self._issuers: dict[bytes, _IssuerInfo] = {}
-        self._chains: dict[bytes, list[bytes]] = {}
+        self._chains: dict[bytes, str] = {}  # chain PEM by the CA certificate
         self._fixed_extensions: dict[
             tuple[str, bytes, str, int, bool], tuple[list[bytes], bytes, list[bytes]]
         ] = {}
@@ -324,14 +324,13 @@ class Issuer:
         certificate = der.sequence(tbs, algorithm, der.bit_string(signer.sign(tbs)))
         if complete:
             self._store.complete((serial_hex(serial), certificate))
-        chain = self._chain_of(ca) if include_chain and not self_signed else []
         return IssueResult(
             serial_hex=serial_hex(serial),
             ca_id=ca.id,
             profile=profile.name,
             certificate_der=certificate,
             certificate_pem=certificate_pem(certificate),
-            chain_pem=chain_pem(chain),
+            chain_pem=self._chain_of(ca) if include_chain and not self_signed else "",
             not_before=now,
             not_after=not_after,
         )
@@ -351,11 +350,11 @@ class Issuer:
             self._issuers[ca.certificate] = info
         return info
 
-    def _chain_of(self, ca: AuthorityRecord) -> list[bytes]:
+    def _chain_of(self, ca: AuthorityRecord) -> str:
         assert ca.certificate is not None
         chain = self._chains.get(ca.certificate)
         if chain is None:
-            chain = self._chains[ca.certificate] = self.chain(ca.id, ca.generation)
+            chain = self._chains[ca.certificate] = chain_pem(self.chain(ca.id, ca.generation))
         return chain
 
     def chain(self, ca_id: str, generation: int | None = None) -> list[bytes]:
@@ -433,7 +432,7 @@ class Issuer:
                 ca, profile, issuer_ski, self_signed
             )
         head, aki, tail = fixed
-        ski = _ext("key_identifier", key_identifier(spki)).dump()
+        ski = der.sequence(_SKI_OID, der.octet_string(der.octet_string(key_identifier(spki))))
         san = [_ext("subject_alt_name", general_names(alt_names)).dump()] if alt_names else []
         return [*head, ski, aki, *san, *tail]
 
@@ -490,6 +489,10 @@ class Issuer:
         if profile.ocsp_no_check:
             tail.append(_ext("ocsp_no_check", core.Null()))
         return [e.dump() for e in head], aki.dump(), [e.dump() for e in tail]
+
+
+# Extension subjectKeyIdentifier (2.5.29.14): per certificate, so encoded by hand.
+_SKI_OID = bytes.fromhex("0603551d0e")
 
 
 def _ext(name: str, value: object, *, critical: bool = False) -> x509.Extension:

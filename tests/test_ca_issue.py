@@ -9,7 +9,7 @@ import pytest
 from asn1crypto import csr as asn1_csr
 from asn1crypto import pem
 
-from ca.certs import load_certificate, load_certificates, verify_certificate
+from ca.certs import key_identifier, load_certificate, load_certificates, verify_certificate
 from ca.issue import IssueRequest, is_uscc
 from ca.profiles import PROFILES, list_profiles
 from ca.service import CreateCaRequest
@@ -106,6 +106,9 @@ def test_sm2_hierarchy_and_person_certificate_print_in_openssl(env: CaEnv, tmp_p
         assert line in text, line
     serial = run_openssl("x509", "-in", ee, "-noout", "-serial").split("=")[1].strip()
     assert int(serial, 16) == int(result.serial_hex, 16)
+    leaf = load_certificate(result.certificate_der)  # SKI: SHA-1 of the key bits (method 1)
+    assert leaf.key_identifier == key_identifier(leaf.public_key)
+    assert leaf.key_identifier.hex(":").upper() in text
 
     sub_text = run_openssl(
         "x509",
