@@ -11,8 +11,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from api.routers.documents import _REPORT_EXAMPLE
 from seals.documents.ofd_package import read_package
 from seals.documents.ofd_verify import verify_ofd
+from seals.documents.report import DocumentReport
 from seals.parse import parse_signature
 from tests.api_support import ApiEnv, make_env
 from tests.ofd_support import make_ofd, raw_zip, rewrite, sample, service_seal_env
@@ -422,3 +424,8 @@ def test_pdf_stamp_without_a_tsa_unit_signs_nothing(env: ApiEnv) -> None:
     r = _stamp(env, grant, esid, signer, make_pdf(1), timestamp="true")
     assert_problem(r, 503, "timestamp_unavailable")
     assert "key.sign" not in [e.action for e in audit.tail(20) if e.seq > before]
+
+
+def test_the_openapi_report_example_is_a_valid_report() -> None:
+    report = DocumentReport.model_validate(_REPORT_EXAMPLE)
+    assert report.documents and report.signatures[0].document == 0

@@ -64,6 +64,7 @@ _REPORT_EXAMPLE = {
     "signatures": [
         {
             "id": "1",
+            "document": 0,
             "type": "Seal",
             "location": "/Doc_0/Signs/Sign_0/Signature.xml",
             "indication": "TOTAL_PASSED",
@@ -87,6 +88,15 @@ _REPORT_EXAMPLE = {
                 },
             ],
             "warnings": [],
+        }
+    ],
+    "documents": [
+        {
+            "index": 0,
+            "location": "/Doc_0/Document.xml",
+            "indication": "TOTAL_PASSED",
+            "sub_indication": None,
+            "signatures": 1,
         }
     ],
     "unprotected_files": ["/Doc_0/Signs/Signatures.xml"],
