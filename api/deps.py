@@ -204,6 +204,7 @@ class Services:
                 limits=PackageLimits.from_settings(self.settings),
                 pdf_limits=WorkerLimits.from_settings(self.settings),
                 pdf_workers=self.settings.document_pdf_workers,
+                crls=self.ca,
             )
         return self._documents
 

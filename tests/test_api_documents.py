@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pyhanko.pdf_utils.reader import PdfFileReader
 
 from api.routers.documents import _REPORT_EXAMPLE
 from seals.documents.ofd_package import read_package
@@ -429,3 +430,33 @@ def test_pdf_stamp_without_a_tsa_unit_signs_nothing(env: ApiEnv) -> None:
 def test_the_openapi_report_example_is_a_valid_report() -> None:
     report = DocumentReport.model_validate(_REPORT_EXAMPLE)
     assert report.documents and report.signatures[0].document == 0
+
+
+def test_pdf_stamp_b_lt_embeds_the_service_crls(env: ApiEnv) -> None:
+    """ltv=true (with timestamp): the signer's chain, the service roots and the service
+    CAs' current CRLs go into the PDF's DSS; the stamp still verifies."""
+    services = env.app.state.services
+    provision_defaults(services)
+    seals = _seals(env)
+    signer = seals.add_signer("clerk")
+    esid = seals.active_seal(signer, picture=seal_png())
+    grant = Grant(Role.signer, "seal", frozenset({esid}))
+    assert_problem(
+        _stamp(env, grant, esid, signer, make_pdf(1), ltv="true"), 422, "validation_failed"
+    )
+    assert_problem(
+        _stamp(env, grant, esid, signer, make_ofd(1), ltv="true", timestamp="true"),
+        422,
+        "validation_failed",
+    )
+    r = _stamp(env, grant, esid, signer, make_pdf(1), ltv="true", timestamp="true")
+    assert r.status_code == 200, r.text
+    dss = PdfFileReader(io.BytesIO(r.content)).root["/DSS"]
+    embedded = {bytes(c.get_object().data) for c in dss["/CRLs"]}
+    authority = services.ca()
+    expected = {authority.current_crl(ca.id) for ca in authority.list_cas()}
+    assert expected and expected <= embedded
+    body = _verify(env, r.content).json()
+    (signature,) = body["signatures"]
+    statuses = {c["name"]: c["status"] for c in signature["checks"]}
+    assert statuses["signature"] == "passed" and statuses["timestamp"] == "passed", statuses

@@ -135,6 +135,13 @@ async def stamp(
     last_page: Annotated[
         int | None, Form(ge=1, le=100_000, description="riding seal (骑缝章) up to this page")
     ] = None,
+    ltv: Annotated[
+        bool,
+        Form(
+            description="PDF: PAdES B-LT, the chain and the service CAs' CRLs in the DSS "
+            "(needs timestamp)"
+        ),
+    ] = False,
 ) -> Response:
     # As for seal stamps (api/routers/seals.py): a token whose signer grants are narrowed
     # to signers may stamp only as one of those; otherwise the seal's signer list decides.
@@ -151,6 +158,7 @@ async def stamp(
         mode=mode,
         timestamp=timestamp,
         last_page=last_page,
+        ltv=ltv,
     )
     stamped = await run_in_threadpool(documents.stamp, request, Actor(principal.actor))
     return Response(stamped.data, media_type=stamped.media_type)

@@ -12,11 +12,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from asn1crypto import x509
+from asn1crypto import crl, x509
 
 from seals.documents.bounded import call_parent
 from seals.documents.pdf_appearance import PdfSeal, Placement
-from seals.documents.pdf_stamp import PdfStampResult, StampOptions, stamp_pdf
+from seals.documents.pdf_stamp import (
+    PdfStampResult,
+    StampOptions,
+    ValidationMaterial,
+    stamp_pdf,
+)
 from seals.documents.pdf_verify import PdfSignatureReport, verify_pdf
 from trust.keys import KeyAlgorithm
 
@@ -74,6 +79,22 @@ def verify_job(
 
 
 @dataclass(frozen=True)
+class MaterialJob:
+    """``ValidationMaterial`` (B-LT) as DER."""
+
+    trust_roots: tuple[bytes, ...]
+    intermediates: tuple[bytes, ...]
+    crls: tuple[bytes, ...]
+
+    def load(self) -> ValidationMaterial:
+        return ValidationMaterial(
+            trust_roots=_certificates(self.trust_roots),
+            intermediates=_certificates(self.intermediates),
+            crls=[crl.CertificateList.load(der) for der in self.crls],
+        )
+
+
+@dataclass(frozen=True)
 class StampJob:
     """``stamp_pdf``'s arguments as data; ``timestamp`` asks the parent's TSA."""
 
@@ -85,6 +106,7 @@ class StampJob:
     timestamp: bool
     now: datetime
     max_bytes: int
+    validation: MaterialJob | None = None
 
 
 def stamp_job(pdf: bytes, job: StampJob) -> PdfStampResult:
@@ -96,6 +118,7 @@ def stamp_job(pdf: bytes, job: StampJob) -> PdfStampResult:
         StampOptions(
             chain=_certificates(job.chain),
             timestamp=_parent_timestamp if job.timestamp else None,
+            validation=job.validation.load() if job.validation is not None else None,
             max_bytes=job.max_bytes,
         ),
         clock=_FixedClock(job.now),

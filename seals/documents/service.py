@@ -14,12 +14,14 @@ stamped file can be tied to the stamp later.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from asn1crypto import x509
 
+from ca.service import CaInfo
 from ca.signers import Timestamper
 from keystore.model import Actor
 from seals.documents.bounded import Callback, WorkerLimits, shared_pool
@@ -30,7 +32,14 @@ from seals.documents.ofd_verify import SealVerifierFn, verify_ofd
 from seals.documents.pdf_appearance import PdfSeal
 from seals.documents.pdf_appearance import Placement as PdfPlacement
 from seals.documents.pdf_io import DEFAULT_MAX_PDF_BYTES
-from seals.documents.pdf_jobs import SIGN, TIMESTAMP, StampJob, stamp_job, verify_job
+from seals.documents.pdf_jobs import (
+    SIGN,
+    TIMESTAMP,
+    MaterialJob,
+    StampJob,
+    stamp_job,
+    verify_job,
+)
 from seals.documents.pdf_report import pdf_document_report
 from seals.documents.report import DocumentFormat, DocumentReport, SealSummary
 from seals.registry import SealRecord
@@ -50,6 +59,8 @@ from trust.errors import (
 from trust.sm3 import sm3
 from trust.validation.certs import CertificateInput
 
+log = logging.getLogger("trust.documents")
+
 OFD_MEDIA_TYPE = "application/ofd"
 PDF_MEDIA_TYPE = "application/pdf"
 _SEAL_VERSION = 4  # the seals this service makes (GB/T 38540)
@@ -65,6 +76,14 @@ class SealStamper(Protocol):
     def stamping_signer(
         self, esid: str, signer_id: str, actor: Actor
     ) -> tuple[SealRecord, StampSigner]: ...
+
+
+class CrlSource(Protocol):
+    """The service CAs' CRLs for B-LT stamps (``CertificateAuthority`` is one)."""
+
+    def list_cas(self) -> Sequence[CaInfo]: ...
+
+    def current_crl(self, ca_id: str, generation: int | None = None) -> bytes: ...
 
 
 class DocumentSigners(Protocol):
@@ -87,6 +106,9 @@ class StampDocumentRequest:
     timestamp: bool = False
     # A riding seal (骑缝章) from ``page`` to ``last_page``, a slice on each (OFD only).
     last_page: int | None = None
+    # PAdES B-LT (PDF only, with ``timestamp``): the signer's chain, the service's roots
+    # and its CAs' current CRLs in the document's DSS.
+    ltv: bool = False
 
 
 @dataclass(frozen=True)
@@ -121,6 +143,7 @@ class DocumentService:
         limits: PackageLimits = PackageLimits(),
         pdf_limits: WorkerLimits = WorkerLimits(),
         pdf_workers: int = 2,
+        crls: Callable[[], CrlSource] | None = None,
     ) -> None:
         """``seals``, ``signers`` and ``anchors`` are called at each use: the services
         need the key store, which a verify-only process may lack, and anchors change as
@@ -136,6 +159,7 @@ class DocumentService:
         self._limits = limits
         self._pdf_limits = pdf_limits
         self._pdf_workers = pdf_workers
+        self._crls = crls
 
     def stamp(self, request: StampDocumentRequest, actor: Actor) -> StampedDocument:
         details: dict[str, object] = {"seal_id": request.seal_id, "signer_id": request.signer_id}
@@ -217,6 +241,8 @@ class DocumentService:
         )
 
     def _stamp_ofd(self, request: StampDocumentRequest, actor: Actor) -> StampedDocument:
+        if request.ltv:
+            raise ValidationFailed("ltv (PAdES B-LT) is a PDF option")
         seals = self._seals()
         seal = seals.get(request.seal_id)
         rect = Rect(request.x_mm, request.y_mm, seal.width_mm, seal.height_mm)
@@ -247,6 +273,8 @@ class DocumentService:
     def _stamp_pdf(self, request: StampDocumentRequest, actor: Actor) -> StampedDocument:
         if request.last_page is not None or request.mode is StampMode.WHOLE:
             raise ValidationFailed("riding seals and whole protection are OFD options")
+        if request.ltv and not request.timestamp:
+            raise ValidationFailed("ltv (PAdES B-LT) builds on B-T: it needs timestamp")
         self._check_timestamper(request.timestamp)
         seal, _ = self._seals().stamping_signer(request.seal_id, request.signer_id, actor)
         if seal.picture_type != "PNG":
@@ -255,15 +283,17 @@ class DocumentService:
             )
         signers = self._signers()
         signer = signers.cms_signer(request.signer_id, actor)
+        chain = tuple(c.dump() for c in signers.chain(request.signer_id))
         job = StampJob(
             algorithm=signer.algorithm,
             certificate=signer.certificate.dump(),
-            chain=tuple(c.dump() for c in signers.chain(request.signer_id)),
+            chain=chain,
             seal=PdfSeal(seal.esid, seal.name, seal.picture, seal.width_mm, seal.height_mm),
             placement=PdfPlacement(request.page, request.x_mm, request.y_mm),
             timestamp=request.timestamp,
             now=self._clock.now(),
             max_bytes=DEFAULT_MAX_PDF_BYTES,
+            validation=self._material(chain) if request.ltv else None,
         )
         calls: dict[str, Callback] = {SIGN: signer.sign}
         if request.timestamp and self._timestamper is not None:
@@ -272,6 +302,21 @@ class DocumentService:
             stamp_job, (request.data, job), self._pdf_limits, calls=calls
         )
         return StampedDocument(result.pdf, DocumentFormat.PDF, PDF_MEDIA_TYPE)
+
+    def _material(self, chain: tuple[bytes, ...]) -> MaterialJob:
+        """B-LT validation data: the service's anchors, the signer's CA chain and the
+        current CRL of every service CA (one that has none is left out, as verification
+        does)."""
+        crls: list[bytes] = []
+        if self._crls is not None:
+            authority = self._crls()
+            for ca in authority.list_cas():
+                try:
+                    crls.append(authority.current_crl(ca.id))
+                except TrustError as exc:
+                    log.warning("no current CRL for CA %s: %s", ca.id, exc.detail)
+        anchors = tuple(anchor.dump() for anchor in self._anchors())
+        return MaterialJob(trust_roots=anchors, intermediates=chain, crls=tuple(crls))
 
     def _check_timestamper(self, wanted: bool) -> None:
         """Before any signature: one refused its timestamp afterwards would already be
