@@ -18,22 +18,24 @@ in a ``SignedDataResult`` whose ``problems`` say what failed.
 
 from __future__ import annotations
 
+import functools
 import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from asn1crypto import cms, core, x509
+from asn1crypto import cms, core, tsp, x509
 from cryptography import exceptions as pyca_exceptions
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes as PyPublicKey
 
 from trust import oids
 from trust.cms.algorithms import DIGEST_OIDS, digest, hash_class
-from trust.cms.asn1 import load_strict
+from trust.cms.asn1 import encoding, load_strict, shared_certificate
 from trust.errors import MalformedASN1, TrustError
-from trust.keys import load_public_key
+from trust.keys import PublicKey, load_public_key
 
 # Bounds on work per input: verification cost grows with signers x certificates.
 MAX_SIGNERS = 16
@@ -135,7 +137,11 @@ def verify_signed_data(
         if content is not None and content != embedded:
             problems.append("the content given differs from the encapsulated content")
         content = embedded
-    certificates = tuple(c.chosen for c in signed["certificates"] if c.name == "certificate")
+    certificates = tuple(
+        shared_certificate(c.chosen.dump())
+        for c in signed["certificates"]
+        if c.name == "certificate"
+    )
     pool = (*certificates, *extra_certificates)
     signers = tuple(
         _verify_signer(si, content, content_type, pool) for si in signed["signer_infos"]
@@ -283,34 +289,49 @@ def _check_ess(
     found: dict[str, list[Any]], certificate: x509.Certificate | None, problems: list[str]
 ) -> bool | None:
     """RFC 2634 / RFC 5035: the first ESSCertID(v2) must identify the signer certificate."""
-    if "signing_certificate_v2" in found:
-        first = found["signing_certificate_v2"][0]["certs"][0]
+    kind = next((k for k in _ESS_KINDS if k in found), None)
+    if kind is None:
+        return None
+    cert_der = encoding(certificate) if certificate is not None else None
+    ok, problem = _ess_binding(kind, found[kind][0].dump(), cert_der)
+    if problem is not None:
+        problems.append(problem)
+    return ok
+
+
+_ESS_KINDS = ("signing_certificate_v2", "signing_certificate")
+
+
+@functools.lru_cache(maxsize=1024)
+def _ess_binding(kind: str, value_der: bytes, cert_der: bytes | None) -> tuple[bool, str | None]:
+    """(binds, problem) for an ESS attribute value and a signer certificate. Cached: a
+    signer's CMS all carry the same value, and reading it costs a tenth of a verification."""
+    if kind == "signing_certificate_v2":
+        first = tsp.SigningCertificateV2.load(value_der)["certs"][0]
         hash_oid = first["hash_algorithm"]["algorithm"].dotted
         hash_name = _DIGEST_NAMES.get(hash_oid)
         if hash_name is None:
-            problems.append(f"ESSCertIDv2 hash {hash_oid} is not supported")
-            return False
+            return False, f"ESSCertIDv2 hash {hash_oid} is not supported"
         hasher: type[hashes.HashAlgorithm] = hash_class(hash_name)
-    elif "signing_certificate" in found:
-        first = found["signing_certificate"][0]["certs"][0]
-        hasher = hashes.SHA1  # ESSCertID v1 is defined with SHA-1 (RFC 2634)
     else:
-        return None
-    if certificate is None:
-        return False
+        first = tsp.SigningCertificate.load(value_der)["certs"][0]
+        hasher = hashes.SHA1  # ESSCertID v1 is defined with SHA-1 (RFC 2634)
+    if cert_der is None:
+        return False, None
+    certificate = shared_certificate(cert_der)
     h = hashes.Hash(hasher())
-    h.update(certificate.dump())
+    h.update(cert_der)
     ok = hmac.compare_digest(h.finalize(), first["cert_hash"].native)
     issuer_serial = first["issuer_serial"]
     if ok and not isinstance(issuer_serial, core.Void):
         ok = issuer_serial["serial_number"].native == certificate.serial_number and any(
             name.name == "directory_name"
-            and name.chosen.untag().dump() == certificate.issuer.dump()
+            # The [4]-tagged Name and the issuer hold the same contents octets when equal
+            # (untag().dump() would re-encode the name).
+            and name.chosen.contents == certificate.issuer.contents
             for name in issuer_serial["issuer"]
         )
-    if not ok:
-        problems.append("ESS signing certificate attribute does not match the signer")
-    return ok
+    return ok, None if ok else "ESS signing certificate attribute does not match the signer"
 
 
 def _check_signature(
@@ -336,7 +357,7 @@ def _check_signature(
         return False
     try:
         if is_sm2:
-            load_public_key(spki.dump()).verify(signature, message)
+            _public_key(spki.dump()).verify(signature, message)
         else:
             _verify_pyca(spki.dump(), kind, hash_class(digest_name)(), signature, message)
     except TrustError as exc:
@@ -356,10 +377,22 @@ def _curve(spki: x509.PublicKeyInfo) -> str | None:
     return name
 
 
+@functools.lru_cache(maxsize=256)
+def _public_key(spki: bytes) -> PublicKey:
+    # The same signers verify CMS after CMS, and loading a key (point checks, an EVP key)
+    # costs about as much as a verification. Keys are immutable, safe to share.
+    return load_public_key(spki)
+
+
+@functools.lru_cache(maxsize=256)
+def _pyca_public_key(spki: bytes) -> PyPublicKey:
+    return serialization.load_der_public_key(spki)
+
+
 def _verify_pyca(
     spki: bytes, kind: str, hash_algorithm: hashes.HashAlgorithm, signature: bytes, message: bytes
 ) -> None:
-    key = serialization.load_der_public_key(spki)
+    key = _pyca_public_key(spki)
     if kind == "ecdsa" and isinstance(key, ec.EllipticCurvePublicKey):
         key.verify(signature, message, ec.ECDSA(hash_algorithm))
     elif kind == "rsa" and isinstance(key, rsa.RSAPublicKey):

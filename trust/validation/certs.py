@@ -14,6 +14,7 @@ from typing import TypeAlias, TypeVar
 from asn1crypto import cms, core, crl, ocsp, x509
 
 import trust.oids  # noqa: F401  (registers the GM OIDs certificates use)
+from trust.cms.asn1 import encoding, shared_certificate
 from trust.errors import MalformedASN1, MalformedEncoding
 from trust.keys.base import is_pem, pem_blocks
 from trust.validation.report import CertificateInfo
@@ -50,13 +51,16 @@ def _certificate(der: bytes) -> x509.Certificate:
     # A validation parses the same anchors and intermediates several times (request,
     # CMS, path, timestamp); fully parsing one costs ~1 ms. Parsed certificates are only
     # read afterwards, so one object per DER can be shared.
-    return _parse(x509.Certificate, der, "certificate")
+    try:
+        return shared_certificate(der)  # the CMS layer's object for the same DER
+    except MalformedASN1:
+        raise MalformedASN1("certificate is not valid DER") from None
 
 
 def load_certificate(data: CertificateInput) -> x509.Certificate:
     """One certificate, DER or PEM, or an already parsed one."""
     if isinstance(data, x509.Certificate):
-        return _certificate(data.dump())
+        return _certificate(encoding(data))
     blocks = _der_blocks(data, ("CERTIFICATE",), "certificate")
     if len(blocks) != 1:
         raise MalformedEncoding(f"expected one certificate, found {len(blocks)} PEM blocks")
@@ -146,7 +150,7 @@ def serial_hex(serial: int) -> str:
 
 
 def certificate_info(cert: x509.Certificate, *, trust_anchor: bool = False) -> CertificateInfo:
-    return _certificate_info(cert.dump(), trust_anchor)
+    return _certificate_info(encoding(cert), trust_anchor)
 
 
 @functools.lru_cache(maxsize=1024)

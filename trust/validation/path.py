@@ -101,6 +101,7 @@ from pyhanko_certvalidator.sig_validate import (
 )
 
 from trust.clock import Clock, SystemClock
+from trust.cms.asn1 import encoding
 from trust.errors import ValidationFailed
 from trust.sm2.backend import SM2Backend
 from trust.validation.certs import (
@@ -253,6 +254,15 @@ class PathResult:
 _PATH_CHECKS = (CheckName.CERTIFICATE_CHAIN, CheckName.CERTIFICATE_VALIDITY, CheckName.REVOCATION)
 
 
+@dataclass(frozen=True)
+class _Prepared:
+    request: PathRequest  # with the ocsp_source's answers among its ocsps
+    moment: datetime
+    key: bytes
+    fetched: tuple[bytes, ...]
+    cached: PathResult | None
+
+
 def _revocation_not_requested() -> Check:
     return Check(
         name=CheckName.REVOCATION,
@@ -286,10 +296,17 @@ class PathValidator:
         return self._anchors
 
     def validate(self, request: PathRequest) -> PathResult:
-        """Synchronous ``validate_async`` in a private event loop (module docstring)."""
-        return run_sync(self.validate_async(request))
+        """Synchronous ``validate_async``: a cached result without an event loop, else in
+        a private one (module docstring)."""
+        prepared = self._prepare(request)
+        return prepared.cached or run_sync(self._validate_uncached(prepared))
 
     async def validate_async(self, request: PathRequest) -> PathResult:
+        prepared = self._prepare(request)
+        return prepared.cached or await self._validate_uncached(prepared)
+
+    def _prepare(self, request: PathRequest) -> _Prepared:
+        """The request with its in-process OCSP answers, its cache key and cached result."""
         point_in_time = request.at is not None
         moment = request.at if request.at is not None else self._clock.now()
         if moment.utcoffset() is None:
@@ -301,11 +318,12 @@ class PathValidator:
             fetched = fetch_ocsp(request.ocsp_source, [target, *others], [*others, *self._anchors])
             request = replace(request, ocsps=(*request.ocsps, *fetched), ocsp_source=None)
         key = self._cache_key(request, moment if point_in_time else None)
-        cached = _RESULTS.get(key, moment)
-        if cached is not None:
-            return cached
-        result = replace(await self._validate(request, moment), fetched_ocsps=fetched)
-        _RESULTS.put(key, moment, result)
+        return _Prepared(request, moment, key, fetched, _RESULTS.get(key, moment))
+
+    async def _validate_uncached(self, prepared: _Prepared) -> PathResult:
+        result = await self._validate(prepared.request, prepared.moment)
+        result = replace(result, fetched_ocsps=prepared.fetched)
+        _RESULTS.put(prepared.key, prepared.moment, result)
         return result
 
     def _cache_key(self, request: PathRequest, at: datetime | None) -> bytes:
@@ -433,7 +451,7 @@ async def _attempt(
 
 
 def _der(item: bytes | Asn1Value) -> bytes:
-    return item if isinstance(item, bytes) else item.dump()
+    return item if isinstance(item, bytes) else encoding(item)
 
 
 class _ResultCache:
@@ -541,8 +559,8 @@ def _path_certificates(
 
 
 def _is_anchor(cert: x509.Certificate, anchors: Sequence[x509.Certificate]) -> bool:
-    der = cert.dump()
-    return any(a.dump() == der for a in anchors)
+    der = encoding(cert)
+    return any(encoding(a) == der for a in anchors)
 
 
 def _map_failure(
