@@ -17,8 +17,10 @@ keystore/raw ratios of the slice pairs, so background load hits both alike):
   ``sign`` returns at once and the records are committed every 50 ms (a crash
   loses the audit records of that last interval).
 
-Each is run with one thread and with --threads threads (group commit of audit
-records only helps when signers are concurrent). Ratios are keystore / raw.
+Each is run with one thread and with --threads threads (the commit overlaps the
+signing on one thread when a second core is free; group commit needs concurrent
+signers). Ratios are keystore / raw. On a loaded machine the slices are noise:
+run it at real-time priority (``chrt -f 10``, briefly) or on a quiet machine.
 """
 
 from __future__ import annotations
