@@ -13,7 +13,8 @@ narrowed to that signer. Figures are operations per second of wall time, best ra
 - sign raw: ``get_backend("openssl")`` private handle ``sign`` of a 32-byte message,
   one thread, in this process;
 - cms: ``POST /v1/signers/{id}/cms`` ``{data_b64, detached: true}``, one SignedData per
-  request, keep-alive (``httpx.Client``), one client, then --clients clients;
+  request, keep-alive, one client, then --clients clients (``scripts.bench.load``: raw
+  sockets, one process per client, so the figure is the server's, not a Python client's);
 - cms:batch: ``POST /v1/signers/{id}/cms:batch`` with --batch items a request, one client;
 - verify raw: the public handle's ``verify`` of that message, one thread;
 - verify cms: ``trust.validation.verify_cms`` in this process (not over HTTP) on one of
@@ -46,8 +47,8 @@ from scripts.bench.keystore_http import (  # noqa: E402
     bench_env,
     rate,
     running_server,
-    thread_clients,
 )
+from scripts.bench.load import http_rate  # noqa: E402
 from trust.sm2.select import get_backend  # noqa: E402
 
 MESSAGE = b"k" * 32
@@ -126,16 +127,20 @@ def main() -> None:
         ),
     ):
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-        client = thread_clients(base, headers)
 
-        def post(path: str, body: bytes, count: int) -> Callable[[], int]:
-            def op() -> int:
-                r = client().post(path, content=body)
-                if r.status_code != 200:
-                    raise SystemExit(f"{path}: {r.status_code} {r.text}")
-                return count
+        def post(path: str, body: bytes, count: int, clients: int) -> Callable[[], float]:
+            def measure() -> float:
+                return http_rate(
+                    base,
+                    path,
+                    body,
+                    headers=headers,
+                    seconds=args.seconds,
+                    clients=clients,
+                    per_request=count,
+                )
 
-            return op
+            return measure
 
         sample = httpx.post(f"{base}/v1/signers/{signer}/cms", content=single, headers=headers)
         cms_der = base64.b64decode(sample.json()["cms_b64"])
@@ -149,6 +154,9 @@ def main() -> None:
             verify_cms(cms_der, CONTENT, anchors=anchors, intermediates=intermediates)
             return 1
 
+        def in_process(op: Callable[[], int]) -> Callable[[], float]:
+            return lambda: rate(op, args.seconds)
+
         def raw_sign() -> int:
             handle.sign(MESSAGE)
             return 1
@@ -158,28 +166,27 @@ def main() -> None:
             return 1
 
         cms_path = f"/v1/signers/{signer}/cms"
-        runs: dict[str, tuple[Callable[[], int], int, str]] = {
-            "cms, 1 client": (post(cms_path, single, 1), 1, "cms"),
-            f"cms, {args.clients} clients": (post(cms_path, single, 1), args.clients, "cms"),
+        runs: dict[str, tuple[Callable[[], float], str]] = {
+            "cms, 1 client": (post(cms_path, single, 1, 1), "cms"),
+            f"cms, {args.clients} clients": (post(cms_path, single, 1, args.clients), "cms"),
             f"cms:batch x{args.batch}, 1 client": (
-                post(f"{cms_path}:batch", batch, args.batch),
-                1,
+                post(f"{cms_path}:batch", batch, args.batch, 1),
                 "cms",
             ),
-            "verify cms, in process": (verify_op, 1, "verify"),
+            "verify cms, in process": (in_process(verify_op), "verify"),
         }
         best: dict[str, tuple[float, float]] = {}
         for _ in range(args.rounds):
-            for name, (op, threads, kind) in runs.items():
+            for name, (measure, kind) in runs.items():
                 raw = rate(raw_sign if kind == "cms" else raw_verify, args.seconds)
-                measured = rate(op, args.seconds, threads)
+                measured = measure()
                 if name not in best or measured / raw > best[name][1] / best[name][0]:
                     best[name] = (raw, measured)
 
     print(f"1 worker, SQLite; {args.rounds} rounds of {args.seconds:.1f} s; operations/s")
     print(f"{'':30}{'raw':>8}{'this':>8}{'ratio':>8}{'target':>8}")
     for name, (raw, measured) in best.items():
-        target = TARGETS[runs[name][2]]
+        target = TARGETS[runs[name][1]]
         verdict = "ok" if measured / raw >= target else "MISSED"
         print(f"{name:30}{raw:>8.0f}{measured:>8.0f}{measured / raw:>8.2f}{target:>7.2f} {verdict}")
 
