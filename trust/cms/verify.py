@@ -56,6 +56,7 @@ _SIGNATURE_ALGORITHMS: dict[str, tuple[str, str | None]] = {
     "1.2.840.113549.1.1.12": ("rsa", "sha384"),
     "1.2.840.113549.1.1.13": ("rsa", "sha512"),
 }
+DIGEST_MISMATCH = "message digest does not match the content"  # a SignerResult problem
 _SINGLE_VALUED = ("content_type", "message_digest", "signing_time")
 
 
@@ -280,7 +281,7 @@ def _check_digest(
         return False
     expected = digest(digest_name, content)
     if not hmac.compare_digest(expected, digests[0].native):
-        problems.append("message digest does not match the content")
+        problems.append(DIGEST_MISMATCH)
         return False
     return type_ok
 

@@ -30,7 +30,6 @@ never used to pass.
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -38,8 +37,8 @@ from datetime import datetime
 from asn1crypto import cms, x509
 
 from trust.clock import Clock, SystemClock
-from trust.cms.algorithms import DIGEST_OIDS, digest
-from trust.cms.verify import SignedDataResult, SignerResult, verify_signed_data
+from trust.cms.algorithms import DIGEST_OIDS
+from trust.cms.verify import DIGEST_MISMATCH, SignedDataResult, SignerResult, verify_signed_data
 from trust.errors import MalformedASN1, TrustError
 from trust.keys import SM2PublicKey, load_public_key
 from trust.sm2.backend import DEFAULT_SIGNER_ID, SM2Backend
@@ -388,7 +387,7 @@ def _digest_check(
             "no single-valued messageDigest signed attribute",
             SubIndication.FORMAT_FAILURE,
         )
-    if not hmac.compare_digest(claimed[0], digest(signer.digest_algorithm, content)):
+    if DIGEST_MISMATCH in signer.problems:  # trust.cms.verify compared them already
         return _check(
             name,
             CheckStatus.FAILED,
