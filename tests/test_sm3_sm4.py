@@ -3,6 +3,7 @@ against an independent implementation (gmssl's pure-Python SM3)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from hypothesis import strategies as st
 
 from trust import sm4
 from trust.errors import DecryptionFailed, InvalidLength
-from trust.sm3 import SM3, hmac_sm3, hmac_sm3_verify, sm3
+from trust.sm3 import SM3, hmac_sm3, hmac_sm3_verify, sm3, sm3_cryptography, sm3_hashlib
 
 VECTORS = Path(__file__).parent / "vectors"
 SM3_VECTORS = json.loads((VECTORS / "sm3.json").read_text())
@@ -49,6 +50,7 @@ def _hand_hmac_sm3(key: bytes, data: bytes) -> bytes:
 def test_sm3_vectors(v: dict[str, Any]) -> None:
     message = _field(v, "message")
     assert sm3(message).hex() == v["digest_hex"]
+    assert sm3_cryptography(message).hex() == v["digest_hex"]
     h = SM3()
     for i in range(len(message)):
         h.update(message[i : i + 1])
@@ -60,7 +62,9 @@ def test_sm3_matches_gmssl_and_streams(data: bytes, cut: int) -> None:
     h = SM3(data[:cut])
     copy = h.copy()
     h.update(data[cut:])
-    assert h.digest() == sm3(data) == _gmssl_sm3(data)
+    assert h.digest() == sm3(data) == _gmssl_sm3(data) == sm3_cryptography(data)
+    if "sm3" in hashlib.algorithms_available:
+        assert sm3_hashlib(data) == sm3(data)
     copy.update(data[cut:])
     assert copy.digest() == sm3(data)
 

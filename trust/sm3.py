@@ -1,20 +1,32 @@
 """SM3 hash and HMAC-SM3 (GM/T 0004), from ``cryptography``.
 
 ``hashlib.new('sm3')`` exists only where the system OpenSSL provides SM3, so
-the service always goes through ``cryptography``, which bundles it.
+``cryptography``, which bundles it, is the engine everywhere; one-shot hashes use
+hashlib where it has SM3, at less than half the cost per call (about 4 µs against
+9 µs for a short input: audit records, token checks and Z values hash on every
+request).
 """
 
 from __future__ import annotations
+
+import hashlib
 
 from cryptography.hazmat.primitives import constant_time, hashes, hmac
 
 DIGEST_SIZE = 32
 
 
-def sm3(data: bytes) -> bytes:
+def sm3_cryptography(data: bytes) -> bytes:
     h = hashes.Hash(hashes.SM3())
     h.update(data)
     return h.finalize()
+
+
+def sm3_hashlib(data: bytes) -> bytes:
+    return hashlib.new("sm3", data).digest()
+
+
+sm3 = sm3_hashlib if "sm3" in hashlib.algorithms_available else sm3_cryptography
 
 
 class SM3:
