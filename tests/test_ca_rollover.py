@@ -32,6 +32,7 @@ from trust.audit import AuditLog
 from trust.auth import Grant, Role
 from trust.clock import SystemClock
 from trust.keys import KeyAlgorithm, generate
+from trust.validation.certs import load_certificates
 from trust.validation.path import PathRequest, PathValidator, RevocationMode
 
 PEM = "application/x-pem-file"
@@ -287,6 +288,11 @@ def test_plain_ca_issuers_url_serves_every_key_after_a_rollover(tmp_path: Path) 
 
     before = leaf("before the rollover")
     assert api.client.get(url).text == sub["certificate_pem"]  # one key: unchanged
+    one = api.client.get(url, headers={"accept": "application/pkcs7-mime"})
+    assert one.headers["content-type"] == "application/pkcs7-mime; smime-type=certs-only"
+    assert [c.dump() for c in load_certificates(one.content)] == [
+        load_certificate(sub["certificate_pem"].encode()).dump()
+    ]
     r = api.client.post(f"/v1/cas/{sub['id']}/rollover", json={}, headers=operator)
     assert r.status_code == 200, r.text
     after = leaf("after the rollover")

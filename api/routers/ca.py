@@ -556,7 +556,8 @@ async def rollover(
     "certificates of the first key, and those issued before per-key URLs, name): after a "
     "rollover, every key's certificate, as a certs-only CMS message (application/pkcs7-mime, "
     "RFC 5280 §4.2.2.1) or PEM with Accept: application/x-pem-file; Accept: "
-    "application/pkix-cert alone still gets the first key's certificate",
+    "application/pkix-cert still gets the first key's certificate. Accept: "
+    "application/pkcs7-mime always gets the certs-only form",
     responses={
         200: {
             "content": {
@@ -579,11 +580,11 @@ async def ca_certificate(
         # A GET says nothing about the certificate whose chain is being built, and
         # certificates of any key may name this URL, so it serves every key's certificate.
         ders = await run_in_threadpool(ca.key_certificates, ca_id)
-    if len(ders) == 1 or (PKIX_CERT in accept and PKCS7_MIME not in accept):
-        if PKIX_CERT in accept:
-            return Response(ders[0], media_type=PKIX_CERT)
-        return PemResponse(certificate_pem(ders[0]))
-    if PemResponse.media_type in accept:
+    if PKCS7_MIME in accept:
+        return Response(certs_only(ders), media_type=PKCS7_CERTS_ONLY)
+    if PKIX_CERT in accept:  # one DER certificate: the first key's
+        return Response(ders[0], media_type=PKIX_CERT)
+    if len(ders) == 1 or PemResponse.media_type in accept:
         return PemResponse(chain_pem(ders))
     return Response(certs_only(ders), media_type=PKCS7_CERTS_ONLY)
 
