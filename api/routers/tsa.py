@@ -20,18 +20,16 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from asn1crypto import x509
-from fastapi import APIRouter, Depends, Path, Query
-from fastapi.routing import APIRoute
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from starlette.concurrency import run_in_threadpool
-from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import Response
 
 from api.deps import Services, TsaDep, get_services
 from api.errors import problem_responses
 from api.routers.keys import Base64
-from api.security import Guard, Rule, public, require
+from api.security import public, require
 from timestamp.registry import UnitRecord
 from trust.auth import Principal, Role
 from trust.errors import UnsupportedMediaType
@@ -42,8 +40,7 @@ TIMESTAMP_REPLY = "application/timestamp-reply"
 
 router = APIRouter(tags=["timestamps"])
 
-UNIT_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
-UnitName = Annotated[str, Path(pattern=UNIT_PATTERN)]
+UnitName = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 
 
 def _b64(data: bytes) -> str:
@@ -192,12 +189,8 @@ def _binary(what: str) -> dict[str, Any]:
     return {"schema": {"type": "string", "format": "binary"}, "example": f"<{what}, DER>"}
 
 
-# One guard instance for the declared routes and the lean route: the same rule, and the
-# same rate-limit accounting.
-_PUBLIC = Guard(Rule(public=True))
-
 _RFC3161: dict[str, Any] = {
-    "dependencies": [Depends(_PUBLIC)],
+    "dependencies": [public()],
     "response_class": Response,
     "openapi_extra": {
         "requestBody": {"required": True, "content": {TIMESTAMP_QUERY: _binary("TimeStampReq")}}
@@ -222,37 +215,6 @@ async def _reply(request: Request, tsa: TsaDep, unit: str | None) -> Response:
     return Response(await run_in_threadpool(tsa.respond, der, unit), media_type=TIMESTAMP_REPLY)
 
 
-class _UnitConvertor(Convertor[str]):
-    """A path segment that is a valid unit name (``UnitName``'s pattern); any other
-    segment does not match the lean route and reaches the declared one (its 422)."""
-
-    regex = UNIT_PATTERN.strip("^$")
-
-    def convert(self, value: str) -> str:
-        return value
-
-    def to_string(self, value: str) -> str:
-        return value
-
-
-register_url_convertor("tsa_unit", _UnitConvertor())
-
-
-async def _lean_reply(request: Request) -> Response:
-    """``POST /tsa`` and ``/tsa/{unit}`` without FastAPI's per-request machinery (the
-    dependency solver, its exit stack): the declared routes' guard instance, checks and
-    answers. Registered ahead of the declared routes, which OpenAPI describes."""
-    # The declared route as the matched one: metrics and Idempotency-Key scopes name it.
-    request.scope["route"] = _DECLARED["/tsa/{unit}" if "unit" in request.path_params else "/tsa"]
-    await _PUBLIC(request)
-    tsa = get_services(request).tsa()
-    return await _reply(request, tsa, request.path_params.get("unit"))
-
-
-for _path in ("/tsa", "/tsa/{unit:tsa_unit}"):
-    router.add_route(_path, _lean_reply, methods=["POST"], include_in_schema=False)
-
-
 @router.post("/tsa", summary="RFC 3161 time-stamp request to the default unit", **_RFC3161)
 async def timestamp_default(request: Request, tsa: TsaDep) -> Response:
     return await _reply(request, tsa, None)
@@ -261,13 +223,6 @@ async def timestamp_default(request: Request, tsa: TsaDep) -> Response:
 @router.post("/tsa/{unit}", summary="RFC 3161 time-stamp request to a named unit", **_RFC3161)
 async def timestamp_unit(unit: UnitName, request: Request, tsa: TsaDep) -> Response:
     return await _reply(request, tsa, unit)
-
-
-_DECLARED = {
-    r.path: r
-    for r in router.routes
-    if isinstance(r, APIRoute) and r.path in ("/tsa", "/tsa/{unit}")
-}
 
 
 # --- JSON -----------------------------------------------------------------------------
