@@ -7,7 +7,7 @@ Modules: ``sm2_validator`` (SM3withSM2 plug-in for pyhanko-certvalidator), ``pat
 ``validate_certificate``), ``cms_report`` (``verify_cms``), ``timestamps`` (time-stamp
 tokens: the ``TimestampChecker`` protocol, ``verify_timestamp``), ``evidence`` (bundles
 to re-verify offline), ``signed_report`` (a report as CMS), ``certs`` (parsing and
-certificate summaries).
+certificate summaries), ``ocsp_source`` (OCSP answers from in-process responders).
 """
 
 from __future__ import annotations
