@@ -9,10 +9,9 @@ from typing import Any, Protocol
 
 from asn1crypto import parser
 from sqlalchemy import Column, Index, LargeBinary, String, Table, bindparam, insert, select, update
-from sqlalchemy.exc import OperationalError
 
 from trust.db import Database, UTCDateTime, metadata
-from trust.errors import SignerNotFound, StorageUnavailable
+from trust.errors import SignerNotFound
 
 ACTIVE = "active"
 DISABLED = "disabled"
@@ -91,11 +90,8 @@ class SqlSignerStore:
 
     def get(self, signer_id: str) -> SignerRecord:
         # A plain connection: this read is on every signing request, a session costs more.
-        try:
-            with self._db.engine.connect() as conn:
-                row = conn.execute(_BY_ID, {"id": signer_id}).first()
-        except OperationalError as exc:
-            raise StorageUnavailable("signer storage failed") from exc
+        with self._db.connection() as conn:
+            row = conn.execute(_BY_ID, {"id": signer_id}).first()
         if row is None:
             raise SignerNotFound(f"no signer {signer_id}")
         return _record(row)

@@ -8,14 +8,12 @@ completes serials (``IssuanceStore``), revocation changes status
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, CursorResult, Row, and_, bindparam, func, insert, select, update
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy import CursorResult, Row, and_, bindparam, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from ca.schema import ca_authority, ca_certificate, ca_key_generation
 from trust.db import Database
@@ -24,7 +22,6 @@ from trust.errors import (
     CaNotFound,
     CertificateNotFound,
     Conflict,
-    StorageUnavailable,
 )
 
 RESERVED = "reserved"
@@ -209,21 +206,6 @@ class SqlCertificateStore:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    @contextmanager
-    def _connection(self, *, write: bool) -> Iterator[Connection]:
-        """A plain connection (in a transaction committed at the end when ``write``) for
-        the statements run on every issuance and OCSP request: an ORM session costs more
-        than the statement."""
-        try:
-            if write:
-                with self._db.engine.begin() as conn:
-                    yield conn
-            else:
-                with self._db.engine.connect() as conn:
-                    yield conn
-        except OperationalError as exc:
-            raise StorageUnavailable("database operation failed") from exc
-
     # --- authorities ---
 
     def add_authority(self, record: AuthorityRecord) -> None:
@@ -242,7 +224,7 @@ class SqlCertificateStore:
         return _authority(row)
 
     def get_authority(self, ca_id: str) -> AuthorityRecord:
-        with self._connection(write=False) as conn:
+        with self._db.connection(write=False) as conn:
             row = conn.execute(_AUTHORITY_BY_ID, {"id": ca_id}).first()
         if row is None:
             raise CaNotFound(f"no CA {ca_id}")
@@ -337,20 +319,20 @@ class SqlCertificateStore:
 
     def reserve(self, record: CertificateRecord) -> None:
         try:
-            with self._connection(write=True) as conn:
+            with self._db.connection(write=True) as conn:
                 conn.execute(_RESERVE, record.__dict__)
         except IntegrityError:
             raise Conflict(f"serial {record.serial} already exists") from None
 
     def complete(self, *issued: tuple[str, bytes]) -> None:
-        with self._connection(write=True) as conn:
+        with self._db.connection(write=True) as conn:
             for serial, der in issued:
                 result = conn.execute(_COMPLETE, {"s": serial, "der": der})
                 if result.rowcount != 1:
                     raise Conflict(f"serial {serial} is not reserved")  # rolls all back
 
     def find(self, serial: str) -> CertificateRecord | None:
-        with self._connection(write=False) as conn:
+        with self._db.connection(write=False) as conn:
             row = conn.execute(_CERTIFICATE_BY_SERIAL, {"s": serial}).first()
         return None if row is None else _certificate(row)
 

@@ -8,21 +8,20 @@ key, so the history cannot fork either.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, cast
 
 from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.engine import Connection, CursorResult
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from seals.registry import CertListKind, RegisteredSeal, SealRecord, SealStatus, StatusChange
 from seals.schema import seal, seal_approval, seal_maker, seal_status
 from trust.db import Database
-from trust.errors import Conflict, SealNotFound, StorageUnavailable
+from trust.errors import Conflict, SealNotFound
 
 
 @dataclass(frozen=True)
@@ -87,16 +86,6 @@ class SqlSealStore:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    @contextmanager
-    def _read(self) -> Iterator[Connection]:
-        """A plain connection for reads: no ORM session on the stamping and verification
-        paths (a read needs no transaction of its own)."""
-        try:
-            with self._db.engine.connect() as conn:
-                yield conn
-        except OperationalError as exc:
-            raise StorageUnavailable("database operation failed") from exc
-
     def add(self, record: SealRecord, change: StatusChange) -> None:
         row = {name: getattr(record, name) for name in _FIELDS}
         row |= {
@@ -112,7 +101,7 @@ class SqlSealStore:
             raise Conflict(f"a seal with esID {record.esid} exists") from None
 
     def get(self, esid: str) -> SealRecord:
-        with self._read() as s:
+        with self._db.connection() as s:
             row = s.execute(select(seal).where(seal.c.esid == esid)).first()
             if row is None:
                 raise SealNotFound(f"no seal {esid}")
@@ -131,15 +120,15 @@ class SqlSealStore:
             query = query.where(seal.c.status == status)
         if organization is not None:
             query = query.where(seal.c.organization == organization)
-        with self._read() as s:
+        with self._db.connection() as s:
             return [_record(row, _approvals(s, row.esid)) for row in s.execute(query)]
 
     def history(self, esid: str) -> list[StatusChange]:
-        with self._read() as conn:
+        with self._db.connection() as conn:
             return _history(conn, esid)
 
     def registered(self, esid: str) -> RegisteredSeal | None:
-        with self._read() as conn:
+        with self._db.connection() as conn:
             row = conn.execute(
                 select(seal.c.eseal, seal.c.valid_start, seal.c.valid_end).where(
                     seal.c.esid == esid
@@ -202,11 +191,11 @@ class SqlSealStore:
             .order_by(seal.c.valid_end)
             .limit(limit)
         )
-        with self._read() as s:
+        with self._db.connection() as s:
             return [_record(row, _approvals(s, row.esid)) for row in s.execute(query)]
 
     def maker(self, name: str) -> MakerRecord | None:
-        with self._read() as s:
+        with self._db.connection() as s:
             row = s.execute(select(seal_maker).where(seal_maker.c.name == name)).first()
         if row is None:
             return None
