@@ -442,6 +442,14 @@ class SignerCertificateMismatch(BadRequest):
     title = "Certificate does not match the signer's key or chain"
 
 
+class TsaUnitUnavailable(Conflict):
+    """A signature timestamp was asked for, but the service has no TSA unit to make it
+    (none configured yet): refused before anything is signed."""
+
+    code = "tsa_unit_unavailable"
+    title = "No time-stamp unit to stamp the signature"
+
+
 # --- sealed documents (OFD, PDF) ---------------------------------------------
 
 
