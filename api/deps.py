@@ -36,7 +36,13 @@ from trust.auth import AuditSink, AuthService
 from trust.clock import Clock, SystemClock
 from trust.coordination import Coordination, build_coordination
 from trust.db import Database
-from trust.errors import ConfigurationError, NotFound, TimestampUnavailable, TrustError
+from trust.errors import (
+    ConfigurationError,
+    NotFound,
+    TimestampUnavailable,
+    TrustError,
+    TsaUnitUnavailable,
+)
 from trust.settings import Settings
 from trust.validation.certs import load_certificates
 
@@ -322,7 +328,7 @@ class _ServiceTimestamper:
         try:
             tsa.unit()
         except NotFound as exc:
-            raise TimestampUnavailable(f"cannot timestamp the signature: {exc.detail}") from None
+            raise TsaUnitUnavailable(f"cannot timestamp the signature: {exc.detail}") from None
         if not tsa.clock_synchronised():
             raise TimestampUnavailable(
                 "cannot timestamp the signature: the TSA clock is unsynchronised"

@@ -46,7 +46,7 @@ from trust.errors import (
     KeyPurposeMismatch,
     SignerCertificateMismatch,
     SignerDisabled,
-    TimestampUnavailable,
+    TsaUnitUnavailable,
     UnsupportedAlgorithm,
 )
 from trust.keys import KeyAlgorithm, SignatureScheme
@@ -67,7 +67,8 @@ class Timestamper(Protocol):
     """Signature timestamp tokens (the service's TSA)."""
 
     def check(self) -> None:
-        """Raise ``TimestampUnavailable`` when no token can be made (no TSA unit). Called
+        """Raise ``TsaUnitUnavailable`` (no TSA unit) or ``TimestampUnavailable`` (its
+        clock is not synchronised) when no token can be made. Called
         before signing: a signature made and then refused its timestamp would already be
         recorded by the key store."""
 
@@ -368,7 +369,7 @@ class SignerRegistry:
     ) -> tuple[list[bytes], CmsProfile]:
         if options.timestamp:
             if timestamper is None:
-                raise TimestampUnavailable("no timestamp authority is configured")
+                raise TsaUnitUnavailable("no timestamp authority is configured")
             timestamper.check()
         record = self._active(signer_id)
         algorithm = Algorithm(record.algorithm).asymmetric

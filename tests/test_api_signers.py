@@ -324,12 +324,12 @@ def test_cms_timestamp_without_a_tsa_unit_is_refused_before_signing(
         ("cms:batch", {"items": [{"data_b64": b64(b"doc")}], "timestamp": True}),
     ):
         r = env.client.post(f"/v1/signers/{sid}/{path}", json=body, headers=_user(env, sid))
-        problem(r, 503, "timestamp_unavailable")
+        problem(r, 409, "tsa_unit_unavailable")
         assert "no TSA unit" in r.json()["detail"] or "no default TSA unit" in r.json()["detail"]
     added = [r for r in audit.tail(1000) if r.seq > before and r.action != "token.create"]
     # Only the refusals are recorded: the key store made and recorded no signature.
     assert [(r.action, r.outcome) for r in added] == [("signer.cms", "failure")] * 2, added
-    assert all(r.details == {"code": "timestamp_unavailable"} for r in added)
+    assert all(r.details == {"code": "tsa_unit_unavailable"} for r in added)
     # Without the timestamp the same request signs.
     r = env.client.post(
         f"/v1/signers/{sid}/cms", json={"data_b64": b64(b"doc")}, headers=_user(env, sid)

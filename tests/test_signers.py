@@ -23,7 +23,7 @@ from trust.errors import (
     SignerCertificateMismatch,
     SignerDisabled,
     SignerNotFound,
-    TimestampUnavailable,
+    TsaUnitUnavailable,
     UnsupportedAlgorithm,
 )
 from trust.keys import KeyAlgorithm, generate, load_public_key
@@ -167,10 +167,10 @@ def test_cms_options(env: RegistryEnv) -> None:
         env.registry.sign_cms(info.id, [b"x"], CmsOptions(profile="gmt0010"), USER)
     with pytest.raises(BadRequest):
         env.registry.sign_cms(info.id, [b"x"], CmsOptions(profile="pkcs7"), USER)
-    with pytest.raises(TimestampUnavailable):  # no TSA given
+    with pytest.raises(TsaUnitUnavailable):  # no TSA given
         env.registry.sign_cms(info.id, [b"x"], CmsOptions(timestamp=True), USER)
     stamper = _NoUnit()
-    with pytest.raises(TimestampUnavailable):  # a TSA without a unit: refused before signing
+    with pytest.raises(TsaUnitUnavailable):  # a TSA without a unit: refused before signing
         env.registry.sign_cms(
             info.id, [b"x"], CmsOptions(timestamp=True), USER, timestamper=stamper
         )
@@ -233,7 +233,7 @@ class _NoUnit:
 
     def check(self) -> None:
         self.checked = True
-        raise TimestampUnavailable("no TSA unit sm2")
+        raise TsaUnitUnavailable("no TSA unit sm2")
 
     def __call__(self, hash_algorithm: str, digest: bytes, /) -> bytes:
         self.stamped = True
