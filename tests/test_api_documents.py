@@ -394,7 +394,7 @@ def test_sign_refusals(env: ApiEnv) -> None:
     audit = env.app.state.services.audit
     before = audit.tail(1)[-1].seq
     r = _sign(env, grant, signer.signer_id, make_ofd(), timestamp="true")
-    assert_problem(r, 503, "timestamp_unavailable")
+    assert_problem(r, 409, "tsa_unit_unavailable")
     assert "key.sign" not in [e.action for e in audit.tail(20) if e.seq > before]
 
 
@@ -423,7 +423,7 @@ def test_pdf_stamp_without_a_tsa_unit_signs_nothing(env: ApiEnv) -> None:
     audit = env.app.state.services.audit
     before = audit.tail(1)[-1].seq
     r = _stamp(env, grant, esid, signer, make_pdf(1), timestamp="true")
-    assert_problem(r, 503, "timestamp_unavailable")
+    assert_problem(r, 409, "tsa_unit_unavailable")
     assert "key.sign" not in [e.action for e in audit.tail(20) if e.seq > before]
 
 
