@@ -22,6 +22,7 @@ from typing import Any, Protocol, TypeVar
 from asn1crypto import x509
 
 from ca.signer_store import ACTIVE as SIGNER_ACTIVE
+from ca.signers import Timestamper
 from keystore.model import Actor
 from seals.build import build_seal, build_seal_info, build_signature, build_tbs_sign
 from seals.cache import SEAL_CHANNEL, BroadcastCache
@@ -212,10 +213,6 @@ class CertificateStatusSource(Protocol):
     ) -> CertificateStatus:
         """The revocation status of a DER certificate at ``at``: from the CA's records for
         certificates the service issued, else from the CRLs and OCSP responses given."""
-
-
-# (hash algorithm name, digest) -> DER TimeStampToken
-Timestamper = Callable[[str, bytes], bytes]
 
 
 class SealService:
@@ -424,8 +421,12 @@ class SealService:
 
         def run() -> StampResult:
             digest = _data_digest(request.data, request.data_sm3)
-            if request.timestamp and self._timestamper is None:
-                raise TimestampUnavailable("no time-stamp authority is configured")
+            if request.timestamp:
+                if self._timestamper is None:
+                    raise TimestampUnavailable("no time-stamp authority is configured")
+                # Before signing: a signature refused its timestamp afterwards would already
+                # be recorded by the key store.
+                self._timestamper.check()
             now = _whole_second_up(self._clock.now())
             record, signer, revocation = self._stamping(
                 request.esid, request.signer_id, actor, now, request.revocation

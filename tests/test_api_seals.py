@@ -19,6 +19,7 @@ from keystore.model import Actor, Algorithm, GenerateRequest, Purpose
 from seals.parse import parse_seal, parse_signature
 from tests.api_support import ApiEnv, make_env
 from tests.seals_helpers import PNG
+from trust.audit import AuditLog
 from trust.auth import Grant, Role
 from trust.keys import KeyAlgorithm
 from trust.sm3 import sm3
@@ -264,7 +265,11 @@ def test_bad_input_is_refused_with_codes(seals: Seals) -> None:
     problem(seals.stamp(esid, data_b64=None, sm3_b64=None), 422, "validation_failed")
     problem(seals.stamp(esid, data_b64=None, sm3_b64=b64(b"short")), 400, "bad_request_length")
     problem(seals.stamp(esid, property_info="非ASCII"), 422, "validation_failed")
-    problem(seals.stamp(esid, timestamp=True), 503, "timestamp_unavailable")  # no TSA unit
+    audit = AuditLog(seals.env.db, seals.env.clock)
+    before = max(r.seq for r in audit.tail(1))
+    # No TSA unit: refused before the key store signs anything.
+    problem(seals.stamp(esid, timestamp=True), 409, "tsa_unit_unavailable")
+    assert not [r for r in audit.tail(100) if r.seq > before and r.action.startswith("key.")]
     problem(seals.stamp(esid, revocation_mode="sometimes"), 422, "validation_failed")
     problem(seals.stamp(esid, crls_b64=["not base64!"]), 422, "validation_failed")
     big = seals.env.client.post(

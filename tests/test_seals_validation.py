@@ -40,10 +40,15 @@ def env(sqlite_url: str, tmp_path: Path) -> Iterator[SealEnv]:
     root.write_bytes(pem.armor("CERTIFICATE", tsa_chain(KeyAlgorithm.SM2)[0].dump()))
     holder: list[SealEnv] = []
 
-    def timestamper(algorithm: str, digest: bytes) -> bytes:
-        return authority(holder[0].db, holder[0].clock).issue(algorithm, digest, unit="sm2").token
+    class Timestamper:
+        def check(self) -> None:
+            authority(holder[0].db, holder[0].clock).unit("sm2")
 
-    built = seal_env(sqlite_url, timestamper=timestamper, trust_anchor_files=[root])
+        def __call__(self, algorithm: str, digest: bytes) -> bytes:
+            tsa = authority(holder[0].db, holder[0].clock)
+            return tsa.issue(algorithm, digest, unit="sm2").token
+
+    built = seal_env(sqlite_url, timestamper=Timestamper(), trust_anchor_files=[root])
     holder.append(built)
     yield built
     built.close()
