@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import ClockDep, SealsDep, SealVerifierDep
 from api.errors import problem_responses
 from api.routers.keys import Base64
-from api.routers.verify import _WithRevocation
+from api.routers.verify import WithRevocation
 from api.security import Resource, public, public_if, require
 from keystore import Actor
 from seals.registry import SealRecord, StatusChange
@@ -304,13 +304,13 @@ class _DataInput(_Request):
         return self
 
 
-def _revocation(body: _WithRevocation) -> RevocationInput:
+def _revocation(body: WithRevocation) -> RevocationInput:
     return RevocationInput(
         tuple(body.crls_b64), tuple(body.ocsp_responses_b64), body.revocation_mode
     )
 
 
-class StampBody(_DataInput, _WithRevocation):
+class StampBody(_DataInput, WithRevocation):
     """``crls_b64``, ``ocsp_responses_b64`` and ``revocation_mode`` apply to a signer whose
     certificate another CA issued (the service's own come from its CA's records): a
     revoked one is refused, one whose status the data does not answer is refused in
@@ -367,14 +367,14 @@ class StampResponse(BaseModel):
     )
 
 
-class VerifySealBody(_WithRevocation):
+class VerifySealBody(WithRevocation):
     model_config = ConfigDict(json_schema_extra={"examples": [{"eseal_b64": "MIIJ..."}]})
 
     eseal_b64: Base64
     at: AwareDatetime | None = Field(None, description="the time to judge validity at; now")
 
 
-class VerifySignatureBody(_WithRevocation):
+class VerifySignatureBody(WithRevocation):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [{"signature_b64": "MIIK...", "data_b64": "PFNpZ25hdHVyZS8+"}]

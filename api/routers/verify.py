@@ -165,7 +165,7 @@ class _Request(BaseModel):
 MAX_REVOCATION_ITEMS = 32
 
 
-class _WithRevocation(_Request):
+class WithRevocation(_Request):
     crls_b64: list[Base64] = Field(
         default_factory=list,
         max_length=MAX_REVOCATION_ITEMS,
@@ -219,7 +219,7 @@ class SignatureInput(_Request):
         return self
 
 
-class VerifySignatureRequest(SignatureInput, _WithRevocation):
+class VerifySignatureRequest(SignatureInput, WithRevocation):
     pass
 
 
@@ -230,7 +230,7 @@ class CmsInput(_Request):
     data_b64: Base64 | None = Field(None, description="the content, for a detached CMS")
 
 
-class VerifyCmsRequest(CmsInput, _WithRevocation):
+class VerifyCmsRequest(CmsInput, WithRevocation):
     pass
 
 
@@ -252,11 +252,11 @@ class VerifyResult(BaseModel):
 MAX_BATCH = 100
 
 
-class VerifySignatureBatch(_WithRevocation):
+class VerifySignatureBatch(WithRevocation):
     items: list[SignatureInput] = Field(min_length=1, max_length=MAX_BATCH)
 
 
-class VerifyCmsBatch(_WithRevocation):
+class VerifyCmsBatch(WithRevocation):
     items: list[CmsInput] = Field(min_length=1, max_length=MAX_BATCH)
 
 
@@ -276,7 +276,7 @@ class BatchResult(BaseModel):
     results: list[BatchItem] = Field(description="one per item, in the order given")
 
 
-class VerifyCertificateRequest(_WithRevocation):
+class VerifyCertificateRequest(WithRevocation):
     model_config = ConfigDict(
         json_schema_extra={"examples": [{"certificate_pem": _EXAMPLE_PEM, "chain_pem": None}]}
     )
@@ -288,7 +288,7 @@ class VerifyCertificateRequest(_WithRevocation):
     at: AwareDatetime | None = Field(None, description="status at this time; default now")
 
 
-class VerifyTimestampRequest(_WithRevocation):
+class VerifyTimestampRequest(WithRevocation):
     # Shape only: a SignedData that holds no TSTInfo (its report is FORMAT_FAILURE).
     model_config = ConfigDict(
         json_schema_extra={
@@ -394,7 +394,7 @@ class _ServiceOcsp:
         return response
 
 
-def _trust(services: Services, body: _WithRevocation) -> _Trust:
+def _trust(services: Services, body: WithRevocation) -> _Trust:
     """Anchors: the service's root CAs and configured roots; intermediates: its issuing
     CAs; revocation data: the request's plus, unless ``none``, the service CAs' CRLs and
     their OCSP responders (asked during validation about the certificates they issued)."""
@@ -427,7 +427,7 @@ _CHECKER = TokenChecker()
 
 
 def _signature_report(
-    item: SignatureInput, body: _WithRevocation, trust: _Trust, services: Services
+    item: SignatureInput, body: WithRevocation, trust: _Trust, services: Services
 ) -> ValidationReport:
     return verify_raw_signature(
         item.certificate_pem.encode(),
@@ -448,7 +448,7 @@ def _signature_report(
 
 
 def _cms_report(
-    item: CmsInput, body: _WithRevocation, trust: _Trust, services: Services
+    item: CmsInput, body: WithRevocation, trust: _Trust, services: Services
 ) -> CmsVerification:
     return verify_cms_detailed(
         item.cms_b64,
