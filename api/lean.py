@@ -20,8 +20,9 @@ from __future__ import annotations
 import email.message
 import inspect
 import json
+import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI
@@ -35,7 +36,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Match
+from starlette.routing import Match, get_route_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api import errors
@@ -69,8 +70,14 @@ class _Plan:
                 value = await value
             if name is not None:
                 values[name] = value
-        values_, problems = request_params_to_args(d.path_params, path_params)
-        values.update(values_)
+        problems: list[Any] = []
+        for param in d.path_params:
+            # request_params_to_args for a path parameter, without its generic lookups.
+            value, errors_ = param.validate(
+                path_params.get(param.alias), values, loc=("path", param.alias)
+            )
+            values[param.name] = value
+            problems.extend(errors_)
         if d.query_params:
             values_, query_problems = request_params_to_args(d.query_params, request.query_params)
             values.update(values_)
@@ -128,6 +135,8 @@ def _json_body(raw: bytes, content_type: str | None) -> Any:
     bytes (which then fail validation, answered as 415 by api/errors.py)."""
     if not content_type:
         return raw
+    if content_type == "application/json":
+        return _loads(raw)
     message = email.message.Message()
     message["content-type"] = content_type
     subtype = message.get_content_subtype()
@@ -135,6 +144,10 @@ def _json_body(raw: bytes, content_type: str | None) -> Any:
         subtype == "json" or subtype.endswith("+json")
     ):
         return raw
+    return _loads(raw)
+
+
+def _loads(raw: bytes) -> Any:
     try:
         return json.loads(raw)
     except json.JSONDecodeError as exc:
@@ -221,6 +234,43 @@ class _Entry:
     prefix: str  # the path's literal start: a request path not starting with it cannot match
     context: Any
     plan: _Plan | None
+    # An API route's matching pieces, read once: RouteContext delegates each attribute read.
+    regex: re.Pattern[str] | None = None
+    convertors: dict[str, Any] = field(default_factory=dict)
+    methods: frozenset[str] = frozenset()
+    endpoint: Any = None
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        """``RouteContext.matches`` (FastAPI's rule for an API route) on the pieces kept."""
+        if self.regex is None:
+            result: tuple[Match, Scope] = self.context.matches(scope)
+            return result
+        found = self.regex.match(get_route_path(scope))
+        if found is None:
+            return Match.NONE, {}
+        params = dict(scope.get("path_params", {}))
+        for key, value in found.groupdict().items():
+            params[key] = self.convertors[key].convert(value)
+        child = {"endpoint": self.endpoint, "path_params": params}
+        if self.methods and scope["method"] not in self.methods:
+            return Match.PARTIAL, child
+        return Match.FULL, child
+
+
+def _entry(context: Any) -> _Entry:
+    path = context.path_format or ""
+    prefix = path.split("{", 1)[0] if path else ""
+    if not isinstance(context.original_route, APIRoute):
+        return _Entry(prefix, context, None)
+    return _Entry(
+        prefix,
+        context,
+        _plan(context),
+        context.path_regex,
+        dict(context.param_convertors),
+        frozenset(context.methods or ()),
+        context.endpoint,
+    )
 
 
 class LeanDispatchMiddleware:
@@ -233,12 +283,7 @@ class LeanDispatchMiddleware:
 
     def _entries(self, fastapi_app: FastAPI) -> list[_Entry]:
         if self._table is None or self._fastapi is not fastapi_app:
-            table = []
-            for context in iter_route_contexts(fastapi_app.routes):
-                path = context.path_format or ""
-                prefix = path.split("{", 1)[0] if path else ""
-                plan = _plan(context) if isinstance(context.original_route, APIRoute) else None
-                table.append(_Entry(prefix, context, plan))
+            table = [_entry(c) for c in iter_route_contexts(fastapi_app.routes)]
             self._table, self._fastapi = table, fastapi_app
         return self._table
 
@@ -248,9 +293,9 @@ class LeanDispatchMiddleware:
         for entry in self._entries(fastapi_app):
             if entry.prefix and not path.startswith(entry.prefix):
                 continue
-            if not entry.prefix and not isinstance(entry.context.original_route, APIRoute):
+            if not entry.prefix and entry.regex is None:
                 return None  # a mount or a catch-all: leave the order to FastAPI
-            match, child = entry.context.matches(scope)
+            match, child = entry.matches(scope)
             if match is Match.FULL:
                 return (entry, child) if entry.plan is not None else None
         return None
