@@ -398,15 +398,27 @@ def test_sign_refusals(env: ApiEnv) -> None:
     assert "key.sign" not in [e.action for e in audit.tail(20) if e.seq > before]
 
 
-def test_svg_seal_stamps_ofd_but_not_pdf(env: ApiEnv) -> None:
-    """pyHanko draws raster pictures only: a seal with an SVG picture stamps OFD packages
-    (the SVG goes into the seal as it is) and is refused for PDF before any signature."""
+def test_svg_seal_stamps_ofd_and_pdf(env: ApiEnv) -> None:
+    """A seal with an SVG picture stamps OFD packages (the SVG goes into the seal as it is)
+    and PDF files (drawn as vectors, ``pdf_svg``); an SVG that refers to a file is refused
+    for PDF before any signature."""
     seals = _seals(env)
     signer = seals.add_signer("clerk")
     svg = b'<svg xmlns="http://www.w3.org/2000/svg" width="40" height="40"><circle r="20"/></svg>'
     esid = seals.active_seal(signer, picture=svg, picture_type="SVG")
     grant = Grant(Role.signer, "seal", frozenset({esid}))
     assert _stamp(env, grant, esid, signer, make_ofd(1)).status_code == 200
+    r = _stamp(env, grant, esid, signer, make_pdf(1))
+    assert r.status_code == 200, r.text
+    (signature,) = _verify(env, r.content).json()["signatures"]
+    assert signature["seal"]["es_id"] == esid
+
+    linked = (
+        b'<svg xmlns="http://www.w3.org/2000/svg" width="40" height="40">'
+        b'<image width="40" height="40" href="file:///etc/passwd"/></svg>'
+    )
+    esid = seals.active_seal(signer, picture=linked, picture_type="SVG")
+    grant = Grant(Role.signer, "seal", frozenset({esid}))
     audit = env.app.state.services.audit
     before = audit.tail(1)[-1].seq
     r = _stamp(env, grant, esid, signer, make_pdf(1))

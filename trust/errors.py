@@ -588,11 +588,11 @@ class SealImageInvalid(ValidationFailed):
 
 
 class SealImageUnsupported(SealImageInvalid):
-    """A seal whose picture is SVG stamped on a PDF: pyHanko draws raster pictures only
-    (OFD stamps carry the SVG as it is)."""
+    """An SVG seal picture that cannot be drawn on a PDF stamp: malformed, or referring to
+    files, URLs or a DTD (OFD stamps carry the SVG as it is)."""
 
     code = "seal_image_unsupported"
-    title = "The seal's picture type cannot be stamped on this document format"
+    title = "The seal's picture cannot be drawn on this document format"
 
 
 class TimestampUnavailable(TrustError):

@@ -15,6 +15,7 @@ from urllib.parse import quote, unquote
 
 from PIL import Image, UnidentifiedImageError
 from pyhanko.pdf_utils import generic
+from pyhanko.pdf_utils.content import PdfContent
 from pyhanko.pdf_utils.images import PdfImage
 from pyhanko.pdf_utils.layout import (
     AxisAlignment,
@@ -27,6 +28,7 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.fields import enumerate_sig_fields
 from pyhanko.stamp.static import StaticStampStyle
 
+from seals.documents.pdf_svg import SvgPicture, is_svg
 from trust.errors import DocumentPageNotFound, SealImageInvalid, StampOutsidePage
 
 POINTS_PER_MM = 72 / 25.4
@@ -41,7 +43,7 @@ class PdfSeal:
 
     es_id: str
     name: str
-    image: bytes  # PNG (any raster format Pillow reads); SVG is not rendered into PDF
+    image: bytes  # SVG, or PNG (any raster format Pillow reads)
     width_mm: float
     height_mm: float
 
@@ -54,10 +56,16 @@ class Placement:
 
 
 def seal_style(seal: PdfSeal) -> StaticStampStyle:
-    """The seal picture stretched over the whole field, no border, fully opaque."""
-    image = _load_image(seal.image)
+    """The seal picture stretched over the whole field, no border, fully opaque: an SVG as
+    vector drawing (``pdf_svg``), a raster picture as an image."""
+    background: PdfContent
+    if is_svg(seal.image):
+        background = SvgPicture(seal.image)
+    else:
+        image = _load_image(seal.image)
+        background = PdfImage(image, box=BoxConstraints(image.width, image.height))
     return StaticStampStyle(
-        background=PdfImage(image, box=BoxConstraints(image.width, image.height)),
+        background=background,
         background_opacity=1.0,
         border_width=0,
         background_layout=SimpleBoxLayoutRule(
@@ -70,8 +78,6 @@ def seal_style(seal: PdfSeal) -> StaticStampStyle:
 
 
 def _load_image(data: bytes) -> Image.Image:
-    if data.lstrip()[:5] in (b"<?xml", b"<svg ") or b"<svg" in data[:512]:
-        raise SealImageInvalid("SVG seal pictures cannot be stamped on PDF; use a PNG picture")
     try:
         image: Image.Image = Image.open(io.BytesIO(data))
         if image.width * image.height > MAX_IMAGE_PIXELS:

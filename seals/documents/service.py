@@ -50,7 +50,6 @@ from trust.clock import Clock
 from trust.cms import CmsSigner
 from trust.errors import (
     NotFound,
-    SealImageUnsupported,
     TimestampUnavailable,
     TrustError,
     UnsupportedDocumentFormat,
@@ -277,10 +276,6 @@ class DocumentService:
             raise ValidationFailed("ltv (PAdES B-LT) builds on B-T: it needs timestamp")
         self._check_timestamper(request.timestamp)
         seal, _ = self._seals().stamping_signer(request.seal_id, request.signer_id, actor)
-        if seal.picture_type != "PNG":
-            raise SealImageUnsupported(
-                f"seal {seal.esid} has an {seal.picture_type} picture; PDF stamps need a PNG one"
-            )
         signers = self._signers()
         signer = signers.cms_signer(request.signer_id, actor)
         chain = tuple(c.dump() for c in signers.chain(request.signer_id))
