@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.reader import PdfFileReader
 
@@ -87,6 +88,18 @@ def test_svg_with_an_embedded_png_is_drawn() -> None:
         f'<image width="40" height="40" xlink:href="data:image/png;base64,{png}"/></svg>'
     )
     assert _stamp(svg.encode())[:5] == b"%PDF-"
+
+
+def test_svg_embedding_a_huge_or_broken_picture_is_refused() -> None:
+    huge = io.BytesIO()
+    Image.new("1", (5000, 5000)).save(huge, "PNG")  # a few KB that decode to 25 Mpixels
+    for picture in (huge.getvalue(), b"not a png"):
+        svg = (
+            f'<svg {SVG_NS} width="40" height="40"><image width="40" height="40" '
+            f'href="data:image/png;base64,{base64.b64encode(picture).decode()}"/></svg>'
+        )
+        with pytest.raises(SealImageUnsupported):
+            _stamp(svg.encode())
 
 
 @pytest.mark.parametrize(

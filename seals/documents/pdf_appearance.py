@@ -28,13 +28,11 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.fields import enumerate_sig_fields
 from pyhanko.stamp.static import StaticStampStyle
 
-from seals.documents.pdf_svg import SvgPicture, is_svg
+from seals.documents.pdf_svg import MAX_IMAGE_PIXELS, SvgPicture, is_svg
 from trust.errors import DocumentPageNotFound, SealImageInvalid, StampOutsidePage
 
 POINTS_PER_MM = 72 / 25.4
 FIELD_PREFIX = "Seal_"
-# A seal picture is small; anything larger is a mistake or a decompression bomb.
-MAX_IMAGE_PIXELS = 4096 * 4096
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,14 @@ font files named after ``font-family`` and run ``fc-match``).
 
 from __future__ import annotations
 
+import base64
 import binascii
 import io
 import re
 import uuid
 
 from lxml import etree
+from PIL import Image, UnidentifiedImageError
 from pyhanko.pdf_utils.content import PdfContent
 from pyhanko.pdf_utils.layout import BoxConstraints
 from pyhanko.pdf_utils.reader import PdfFileReader
@@ -29,6 +31,10 @@ _SVG_NS = "http://www.w3.org/2000/svg"
 _XLINK_HREF = "{http://www.w3.org/1999/xlink}href"
 # What svglib itself decodes from a data: URI; other targets would be fetched or opened.
 _LOCAL_HREF = re.compile(r"\A\s*(#|data:image/(png|jpe?g);base64,)")
+_DATA_HREF = re.compile(r"\A\s*data:image/(png|jpe?g);base64,")
+# A seal picture is small; anything larger is a mistake or a decompression bomb (raster
+# seal pictures and pictures embedded in an SVG alike).
+MAX_IMAGE_PIXELS = 4096 * 4096
 _EXTERNAL_URL = re.compile(r"url\(\s*['\"]?\s*(?!#)", re.I)
 
 _PARSER = etree.XMLParser(
@@ -78,12 +84,26 @@ def _parse(data: bytes) -> etree._Element:
                 f"the SVG seal picture refers to {href[:80]!r}; only #fragments and embedded "
                 "data: PNG or JPEG pictures are drawn"
             )
+        if href is not None and (data_uri := _DATA_HREF.match(href)):
+            _check_embedded(href[data_uri.end() :])
         styles = [element.get("style") or ""]
         if element.tag == f"{{{_SVG_NS}}}style":
             styles.append(element.text or "")
         if any("@import" in s or _EXTERNAL_URL.search(s) for s in styles):
             raise SealImageUnsupported("the SVG seal picture's style refers to another file")
     return root
+
+
+def _check_embedded(b64: str) -> None:
+    """An embedded picture svglib will decode: readable, and not a decompression bomb."""
+    try:
+        # Image.open reads the header only; svglib decodes the pixels later.
+        with Image.open(io.BytesIO(base64.decodebytes(b64.encode("ascii")))) as image:
+            width, height = image.size
+    except (UnidentifiedImageError, OSError, ValueError, binascii.Error) as exc:
+        raise SealImageUnsupported(f"a picture in the SVG cannot be read: {exc}") from None
+    if width * height > MAX_IMAGE_PIXELS:
+        raise SealImageUnsupported(f"a picture in the SVG is {width}x{height} pixels")
 
 
 class _StandardFonts(FontMap):
