@@ -95,10 +95,12 @@ class _Plan:
             raise RequestValidationError(problems)
         if d.request_param_name is not None:
             values[d.request_param_name] = request
-        sub_response = Response()
-        del sub_response.headers["content-length"]
-        sub_response.status_code = None  # type: ignore[assignment]
+        # FastAPI's temporary response, for endpoints that set a status or headers on it.
+        sub_response: Response | None = None
         if d.response_param_name is not None:
+            sub_response = Response()
+            del sub_response.headers["content-length"]
+            sub_response.status_code = None  # type: ignore[assignment]
             values[d.response_param_name] = sub_response
         assert d.call is not None
         if inspect.iscoroutinefunction(d.call):
@@ -119,14 +121,15 @@ class _Plan:
             exclude_none=c.response_model_exclude_none,
             dump_json=c.response_field is not None,
         )
-        status = sub_response.status_code or c.status_code or 200
+        status = (sub_response and sub_response.status_code) or c.status_code or 200
         if c.response_field is not None:
             response = Response(content, status_code=status, media_type="application/json")
         else:
             response = c.response_class.value(content, status_code=status)
         if not is_body_allowed_for_status_code(response.status_code):
             response.body = b""
-        response.headers.raw.extend(sub_response.headers.raw)
+        if sub_response is not None:
+            response.headers.raw.extend(sub_response.headers.raw)
         return response
 
 

@@ -17,14 +17,20 @@ NS = "http://www.ofdspec.org/2016"
 NSMAP = {"ofd": NS}
 DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
 
-_PARSER = etree.XMLParser(
-    resolve_entities=False,
-    no_network=True,
-    load_dtd=False,
-    dtd_validation=False,
-    huge_tree=False,
-    remove_comments=False,
-)
+
+def hardened_parser(*, remove_comments: bool = False) -> etree.XMLParser:
+    """An lxml parser for untrusted documents: no entities, DTDs, network or huge trees."""
+    return etree.XMLParser(
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        dtd_validation=False,
+        huge_tree=False,
+        remove_comments=remove_comments,
+    )
+
+
+_PARSER = hardened_parser()
 
 
 def q(tag: str) -> str:

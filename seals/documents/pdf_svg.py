@@ -25,6 +25,7 @@ from reportlab.graphics import renderPDF
 from svglib.fonts import DEFAULT_FONT_NAME, STANDARD_FONT_NAMES, FontMap
 from svglib.svglib import SvgRenderer
 
+from seals.documents.ofd_xml import hardened_parser
 from trust.errors import SealImageUnsupported
 
 _SVG_NS = "http://www.w3.org/2000/svg"
@@ -37,14 +38,7 @@ _DATA_HREF = re.compile(r"\A\s*data:image/(png|jpe?g);base64,")
 MAX_IMAGE_PIXELS = 4096 * 4096
 _EXTERNAL_URL = re.compile(r"url\(\s*['\"]?\s*(?!#)", re.I)
 
-_PARSER = etree.XMLParser(
-    resolve_entities=False,
-    no_network=True,
-    load_dtd=False,
-    dtd_validation=False,
-    huge_tree=False,
-    remove_comments=True,
-)
+_PARSER = hardened_parser(remove_comments=True)
 
 
 def is_svg(data: bytes) -> bool:

@@ -45,6 +45,7 @@ from seals.documents.report import DocumentFormat, DocumentReport, SealSummary
 from seals.registry import SealRecord
 from seals.service import StampRequest, StampResult, StampSigner
 from timestamp.checker import TokenChecker
+from trust.audit.attempts import record_refusal
 from trust.auth import AuditSink
 from trust.clock import Clock
 from trust.cms import CmsSigner
@@ -162,22 +163,17 @@ class DocumentService:
 
     def stamp(self, request: StampDocumentRequest, actor: Actor) -> StampedDocument:
         details: dict[str, object] = {"seal_id": request.seal_id, "signer_id": request.signer_id}
-        try:
+
+        def run() -> StampedDocument:
             kind = detect_format(request.data)
             details["format"] = kind.value
             if kind is DocumentFormat.OFD:
-                stamped = self._stamp_ofd(request, actor)
-            else:
-                stamped = self._stamp_pdf(request, actor)
-        except TrustError as exc:
-            self._audit.append(
-                actor.id,
-                "document.stamp",
-                target=request.seal_id,
-                outcome="failure",
-                details={**details, "code": exc.code},
-            )
-            raise
+                return self._stamp_ofd(request, actor)
+            return self._stamp_pdf(request, actor)
+
+        stamped = record_refusal(
+            self._audit, actor.id, "document.stamp", request.seal_id, run, details
+        )
         details["sm3"] = sm3(stamped.data).hex()
         self._audit.append(actor.id, "document.stamp", target=request.seal_id, details=details)
         return stamped
@@ -186,7 +182,8 @@ class DocumentService:
         """An OFD with one more Sign-type signature; a ``document.sign`` audit record
         (format, signer, SM3 of the result) beside the key store's ``key.sign``."""
         details: dict[str, object] = {"signer_id": request.signer_id}
-        try:
+
+        def run() -> bytes:
             if detect_format(request.data) is not DocumentFormat.OFD:
                 raise UnsupportedDocumentFormat(
                     "Sign-type signatures are OFD signatures; a PDF is signed by stamping it"
@@ -194,7 +191,7 @@ class DocumentService:
             details["format"] = DocumentFormat.OFD.value
             self._check_timestamper(request.timestamp)
             signers = self._signers()
-            data = sign_ofd(
+            return sign_ofd(
                 request.data,
                 signer=signers.cms_signer(request.signer_id, actor),
                 chain=signers.chain(request.signer_id),
@@ -203,15 +200,10 @@ class DocumentService:
                 limits=self._limits,
                 clock=self._clock,
             )
-        except TrustError as exc:
-            self._audit.append(
-                actor.id,
-                "document.sign",
-                target=request.signer_id,
-                outcome="failure",
-                details={**details, "code": exc.code},
-            )
-            raise
+
+        data = record_refusal(
+            self._audit, actor.id, "document.sign", request.signer_id, run, details
+        )
         details["sm3"] = sm3(data).hex()
         self._audit.append(actor.id, "document.sign", target=request.signer_id, details=details)
         return StampedDocument(data, DocumentFormat.OFD, OFD_MEDIA_TYPE)

@@ -17,14 +17,20 @@ _T = TypeVar("_T")
 
 
 def record_refusal(
-    audit: AuditSink, actor: str, action: str, target: str | None, run: Callable[[], _T]
+    audit: AuditSink,
+    actor: str,
+    action: str,
+    target: str | None,
+    run: Callable[[], _T],
+    details: Mapping[str, Any] | None = None,
 ) -> _T:
-    """``run()``; a ``TrustError`` is recorded (outcome failure, its code) and re-raised.
-    The caller records the success itself."""
+    """``run()``; a ``TrustError`` is recorded (outcome failure, ``details`` as they stand
+    then, and its code) and re-raised. The caller records the success itself."""
     try:
         return run()
     except TrustError as exc:
-        audit.append(actor, action, target=target, outcome="failure", details={"code": exc.code})
+        failure = {**(details or {}), "code": exc.code}
+        audit.append(actor, action, target=target, outcome="failure", details=failure)
         raise
 
 
